@@ -1,0 +1,34 @@
+"""corelogin: a login SDK in the Lua/Corona callback style, with its own reference server.
+
+core = corelogin.init(server="http://127.0.0.1:10001", key="APP_KEY")
+core.users.login({"username": "Donna", "password": "..."}, on_login)
+"""
+
+from __future__ import annotations
+
+from corelogin import signals
+from corelogin.client import Core, init
+from corelogin.models import Event, Login, OAuth, User
+from corelogin.request import Request
+from corelogin.users import NULL
+from corelogin.wire import APPLE, FACEBOOK, GOOGLE, OPENUDID, Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APPLE",
+    "FACEBOOK",
+    "GOOGLE",
+    "NULL",
+    "OPENUDID",
+    "Core",
+    "Event",
+    "Login",
+    "OAuth",
+    "Request",
+    "Status",
+    "User",
+    "__version__",
+    "init",
+    "signals",
+]

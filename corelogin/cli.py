@@ -1,0 +1,65 @@
+"""The ``corelogin`` command: ``corelogin serve`` runs the reference server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corelogin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the reference server",
+        description="Run the reference server. Every option can also come from the "
+        "environment: CORELOGIN_HOST, CORELOGIN_PORT, CORELOGIN_DB, CORELOGIN_KEY.",
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 10001)")
+    serve.add_argument("--db", help="database URL (default sqlite:///corelogin.sqlite3)")
+    serve.add_argument("--key", help="the app key clients must send (prefer CORELOGIN_KEY)")
+    serve.add_argument(
+        "--insecure-fast-hash",
+        action="store_true",
+        default=None,
+        help="cheap password hashes, for benchmarks only (never in production)",
+    )
+    serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        from corelogin.server import ServerConfig, serve_forever
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        sys.stderr.write(
+            f"the server needs the 'server' extra: pip install 'corelogin[server]' ({exc})\n"
+        )
+        return 2
+    try:
+        config = ServerConfig.from_env(
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            app_key=args.key,
+            insecure_fast_hash=args.insecure_fast_hash,
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"corelogin serve: {exc}\n")
+        return 2
+    asyncio.run(serve_forever(config))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""`Core`: one connection to a corelogin server, made by `init`."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
+from typing import Any, Literal
+
+from corelogin import signals
+from corelogin.delivery import MODES, Mode, Runtime
+from corelogin.models import Event, Login
+from corelogin.request import Listener, Request
+from corelogin.transport import Retry, Transport
+from corelogin.users import CallSpec, Users
+from corelogin.wire import ApiError, Status, check_params, check_scope
+
+__all__ = ["Core", "init"]
+
+log = logging.getLogger("corelogin")
+
+Deliver = Literal["auto", "asyncio", "frame", "thread"]
+
+
+def init(
+    server: str,
+    key: str,
+    scope: str = "default",
+    timeout: float = 30,
+    *,
+    deliver: Deliver = "auto",
+    retries: int = 2,
+) -> Core:
+    """Connect to a corelogin server (nothing is sent until the first call).
+
+    ``deliver="auto"`` picks ``"asyncio"`` when called inside a running loop and ``"frame"``
+    otherwise; see `Core` for the modes.
+    """
+    return Core(server, key, scope, timeout, deliver=deliver, retries=retries)
+
+
+class Core:
+    """The SDK's entry point: ``core.users`` holds the calls.
+
+    Delivery modes: ``asyncio`` (I/O and listeners on the app's loop), ``frame`` (I/O on a
+    daemon thread; listeners run on the creating thread in `process_events`, `wait` or
+    ``request.result``), ``thread`` (listeners on the I/O thread). Calls are safe from any
+    thread. Use as a context manager, or call `close`.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        key: str,
+        scope: str = "default",
+        timeout: float = 30,
+        *,
+        deliver: Deliver = "auto",
+        retries: int = 2,
+    ) -> None:
+        if not isinstance(server, str) or not server.startswith(("http://", "https://")):
+            raise ValueError("server must be an http:// or https:// URL")
+        if not isinstance(key, str) or not key:
+            raise ValueError("key must be a non-empty string")
+        try:
+            self.scope = check_scope(scope)
+        except ApiError as exc:
+            raise ValueError(exc.message) from None
+        self.timeout = _check_timeout(timeout)
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError("retries must be a non-negative integer")
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        mode: Mode
+        if deliver == "auto":
+            mode = "asyncio" if loop is not None else "frame"
+        elif deliver in MODES:
+            mode = deliver
+        else:
+            raise ValueError(f"deliver must be one of auto, {', '.join(MODES)}")
+        if mode == "asyncio" and loop is None:
+            raise RuntimeError("deliver='asyncio' needs a running loop: call init() inside it")
+        self.server = server
+        self._runtime = Runtime(mode, loop if mode == "asyncio" else None)
+        self._transport = Transport(server, key, Retry(attempts=retries))
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._inflight: set[Request] = set()
+        self._closed = False
+        self._session_token: str | None = None
+        self._logged_in_user: Login | None = None
+        self.users = Users(self)
+
+    def __repr__(self) -> str:
+        return f"<Core {self.server} scope={self.scope!r} deliver={self.deliver!r}>"
+
+    @property
+    def deliver(self) -> Mode:
+        """Where listeners run: ``"asyncio"``, ``"frame"`` or ``"thread"``."""
+        return self._runtime.mode
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def _call(
+        self, spec: CallSpec, params: Mapping[str, Any], listener: Listener | None
+    ) -> Request:
+        if listener is not None and not callable(listener):
+            raise TypeError("listener must be callable (or None)")
+        request = Request(self, spec.name, partial(self._deliver, listener, spec))
+        try:
+            timeout = self._timeout_for(params)
+            body = check_params(spec.name, params)
+        except ApiError as exc:  # answered at once, without the network
+            self._settle(request, _failure(request, exc.status, exc.message))
+            return request
+        body["scope"] = self.scope
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._inflight.add(request)
+        if closed:
+            self._settle(request, _failure(request, Status.CANCELLED, "the core is closed"))
+        else:
+            self._runtime.start(self._send(request, spec, body, timeout))
+        return request
+
+    def _timeout_for(self, params: Mapping[str, Any]) -> float:
+        if not isinstance(params, Mapping) or params.get("timeout") is None:
+            return self.timeout
+        try:
+            return _check_timeout(params["timeout"])
+        except ValueError as exc:
+            raise ApiError(Status.WRONG_TYPE, str(exc)) from None
+
+    async def _send(
+        self, request: Request, spec: CallSpec, body: dict[str, Any], limit: float
+    ) -> None:
+        if request.done():  # cancelled before it started
+            return
+        request._task = asyncio.current_task()
+        apply: Callable[[], None] | None = None
+        try:
+            async with asyncio.timeout(limit):
+                payload = await self._transport.post(spec.path, body)
+            result = spec.parse(payload["result"])
+            event = Event(spec.name, result=result, tt=request._elapsed_ms())
+            if spec.opens_session:
+                apply = partial(self._open_session, result, payload.get("session"))
+        except ApiError as exc:
+            event = _failure(request, exc.status, exc.message)
+        except TimeoutError:
+            event = _failure(request, Status.TIMED_OUT, f"no answer within {limit:g} s")
+        except ValueError as exc:
+            event = _failure(request, Status.INVALID_RESULT, f"invalid result: {exc}")
+        except asyncio.CancelledError:
+            self._settle(request, _failure(request, Status.CANCELLED, "cancelled"))
+            raise
+        except Exception as exc:
+            log.exception("unexpected error in a %s call", spec.name)
+            event = _failure(request, Status.SERVER_ERROR, f"unexpected client error: {exc!r}")
+        self._settle(request, event, apply)
+
+    def _open_session(self, login: Login, session: Any) -> None:
+        token = session.get("token") if isinstance(session, Mapping) else None
+        self._session_token = token if isinstance(token, str) else None
+        self._logged_in_user = login
+
+    def _settle(
+        self, request: Request, event: Event, apply: Callable[[], None] | None = None
+    ) -> bool:
+        """Give ``request`` its one Event; False if another outcome already won."""
+        if not request._claim(event):
+            return False
+        with self._idle:
+            self._inflight.discard(request)
+            self._idle.notify_all()
+        if apply is not None:
+            apply()  # state first: listeners and signals see it already changed
+        self._runtime.deliver(partial(request._handler, request, event))
+        request._publish()
+        return True
+
+    def _deliver(
+        self, listener: Listener | None, spec: CallSpec, request: Request, event: Event
+    ) -> None:
+        """Runs where listeners run: the listener, then the call's signal, each isolated."""
+        spawn = self._spawner(event)
+        try:
+            if listener is not None:
+                try:
+                    outcome = listener(event)
+                    if inspect.isawaitable(outcome):
+                        spawn(outcome)
+                except Exception as exc:
+                    signals.report_error(self, event, exc, spawn, source="a listener")
+            signal = spec.failure if event.is_error else spec.success
+            if signal is not None:
+                signals.send(signal, self, event, spawn)
+        finally:
+            request._delivered.set()
+
+    def _spawner(self, event: Event) -> Callable[[Awaitable[Any]], None]:
+        def spawn(awaitable: Awaitable[Any]) -> None:
+            self._runtime.spawn(
+                awaitable,
+                lambda exc: signals.report_error(
+                    self, event, exc, spawn, source="an async listener or receiver"
+                ),
+            )
+
+        return spawn
+
+    def cancel(self, request: Request) -> bool:
+        """Cancel ``request``: its listener gets 817. False if it had already finished."""
+        return self._cancel(request, "cancelled")
+
+    def _cancel(self, request: Request, why: str) -> bool:
+        if not self._settle(request, _failure(request, Status.CANCELLED, why)):
+            return False
+        task = request._task
+        if task is not None:
+            self._runtime.call(task.cancel)
+        return True
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def process_events(self) -> int:
+        """Run the listeners that are ready (frame mode; call it once a frame).
+
+        Never blocks; returns how many ran. In the other modes listeners run by themselves
+        and this returns 0.
+        """
+        if self.deliver != "frame":
+            return 0
+        self._require_delivery_thread("process_events()")
+        return self._runtime.process_events()
+
+    def wait(self, request: Request | None = None, timeout: float | None = None) -> bool:
+        """Block until ``request`` (or, with None, every call in flight) has been delivered,
+        running listeners meanwhile if this is the thread they run on. False on timeout."""
+        if request is not None:
+            try:
+                self._wait_request(request, timeout)
+            except TimeoutError:
+                return False
+            return True
+        self._check_can_block("core.wait()")
+        if self.deliver == "frame" and self._runtime.on_delivery_thread():
+            return self._runtime.pump_until(
+                lambda: not self._inflight and not self._runtime.pending(), timeout
+            )
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._inflight, timeout)
+
+    def _wait_request(self, request: Request, timeout: float | None) -> Event:
+        self._check_can_block("request.result()")
+        if self.deliver == "frame":
+            if self._runtime.on_delivery_thread():
+                finished = self._runtime.pump_until(request._delivered.is_set, timeout)
+            else:  # the listener is the creating thread's business
+                finished = request._settled.wait(timeout)
+        else:
+            finished = request._delivered.wait(timeout)
+        if not finished:
+            raise TimeoutError(f"the {request.name} call did not finish within {timeout} s")
+        assert request._event is not None
+        return request._event
+
+    def _check_can_block(self, what: str) -> None:
+        if self.deliver != "frame" and self._runtime.on_delivery_thread():
+            hint = "use `await request`" if self.deliver == "asyncio" else "do not block a listener"
+            raise RuntimeError(
+                f"{what} would block the thread that must deliver the event (deadlock); {hint}"
+            )
+
+    def _require_delivery_thread(self, what: str) -> None:
+        if not self._runtime.on_delivery_thread():
+            raise RuntimeError(f"{what} must be called on the thread that created the Core")
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancel calls in flight (their listeners get 817), close the connection and stop the
+        I/O thread. Idempotent. In frame mode, on the creating thread, the final events are
+        delivered before it returns."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            inflight = list(self._inflight)
+        for request in inflight:
+            self._cancel(request, "cancelled: the core was closed")
+        self._runtime.stop(self._transport.close)
+        if self.deliver == "frame" and self._runtime.on_delivery_thread():
+            self._runtime.process_events()
+
+    async def aclose(self) -> None:
+        """`close`, then wait for the connection to be closed (asyncio mode)."""
+        self.close()
+        await self._runtime.finished()
+
+    def __enter__(self) -> Core:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Core:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _failure(request: Request, status: int, message: str) -> Event:
+    return Event(request.name, error=message, status=int(status), tt=request._elapsed_ms())
+
+
+def _check_timeout(value: Any) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError("timeout must be a positive number of seconds")
+    return float(value)

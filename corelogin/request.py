@@ -1,0 +1,122 @@
+"""`Request`: the handle every call returns."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from corelogin.models import Event
+
+if TYPE_CHECKING:
+    from corelogin.client import Core
+
+__all__ = ["Listener", "Request"]
+
+Listener = Callable[[Event], Any]
+
+
+class Request:
+    """One call in flight: ``cancel()`` it, ``await`` it, or block on ``result()``.
+
+    Its Event is settled exactly once (the first of success, failure, timeout, cancel or close
+    wins) and handed to the listener exactly once.
+    """
+
+    __slots__ = (
+        "_core",
+        "_delivered",
+        "_event",
+        "_handler",
+        "_lock",
+        "_settled",
+        "_started",
+        "_task",
+        "_waiters",
+        "name",
+    )
+
+    def __init__(self, core: Core, name: str, handler: Callable[[Request, Event], None]) -> None:
+        self.name = name
+        self._core = core
+        self._handler = handler  # runs the listener and signals, where the Core delivers
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+        self._event: Event | None = None
+        self._settled = threading.Event()
+        self._delivered = threading.Event()
+        self._waiters: list[Callable[[Event], None]] = []
+        self._task: asyncio.Future[Any] | None = None
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<Request {self.name} {state}>"
+
+    def done(self) -> bool:
+        """True once the Event is known (the listener may still be queued)."""
+        return self._settled.is_set()
+
+    def cancel(self) -> bool:
+        """Cancel the call: its listener gets status 817. False if it had already finished."""
+        return self._core.cancel(self)
+
+    def result(self, timeout: float | None = None) -> Event:
+        """Block until the Event is known and return it.
+
+        On the thread that runs listeners (frame mode) this runs queued listeners while it
+        waits, this call's own included. Raises `TimeoutError`, or `RuntimeError` where blocking
+        would deadlock (inside the loop that must deliver it: use ``await request`` there).
+        """
+        return self._core._wait_request(self, timeout)
+
+    def __await__(self) -> Generator[Any, None, Event]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Event:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Event] = loop.create_future()
+
+        def wake(event: Event) -> None:
+            loop.call_soon_threadsafe(_resolve, future, event)
+
+        self._add_waiter(wake)
+        return await future
+
+    # -- used by the Core ------------------------------------------------------------------
+
+    def _elapsed_ms(self) -> float:
+        return round((time.monotonic() - self._started) * 1000, 3)
+
+    def _claim(self, event: Event) -> bool:
+        """Record ``event`` if no other outcome came first; True if this one won."""
+        with self._lock:
+            if self._event is not None:
+                return False
+            self._event = event
+            return True
+
+    def _publish(self) -> None:
+        """Mark the claimed Event as known and wake whoever awaits it."""
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+            event = self._event
+            self._settled.set()
+        assert event is not None
+        for wake in waiters:
+            wake(event)
+
+    def _add_waiter(self, wake: Callable[[Event], None]) -> None:
+        with self._lock:
+            if not self._settled.is_set():
+                self._waiters.append(wake)
+                return
+            event = self._event
+        assert event is not None
+        wake(event)
+
+
+def _resolve(future: asyncio.Future[Event], event: Event) -> None:
+    if not future.done():
+        future.set_result(event)

@@ -1,0 +1,57 @@
+"""The reference server's aiohttp application: built by `create_app`, routes in one table."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from corelogin.server import users
+from corelogin.server.config import ServerConfig
+from corelogin.server.context import CONFIG, HASHER, STORE
+from corelogin.server.envelope import envelope_middleware
+from corelogin.server.passwords import PasswordHasher
+from corelogin.server.store import Store, open_store
+from corelogin.wire import MAX_BODY_BYTES, PATHS
+
+__all__ = ["ROUTES", "create_app"]
+
+
+async def health(request: web.Request) -> web.Response:
+    await request.app[STORE].ping()
+    return web.json_response({"result": "ok"})
+
+
+ROUTES = [
+    web.get(PATHS["health"], health),
+    web.post(PATHS["create"], users.create),
+    web.post(PATHS["login"], users.login),
+]
+
+
+def create_app(
+    config: ServerConfig,
+    *,
+    store: Store | None = None,
+    hasher: PasswordHasher | None = None,
+) -> web.Application:
+    """Build the application. ``store`` and ``hasher`` default to ones made from ``config``;
+    the application opens and closes whatever it holds."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_middleware])
+    app[CONFIG] = config
+    app[STORE] = store or open_store(config.db)
+    app[HASHER] = hasher or PasswordHasher(
+        workers=config.hash_workers, insecure_fast=config.insecure_fast_hash
+    )
+    app.cleanup_ctx.append(_resources)
+    app.add_routes(ROUTES)
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    try:
+        yield
+    finally:
+        await app[STORE].close()
+        app[HASHER].close()

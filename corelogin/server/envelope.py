@@ -1,0 +1,74 @@
+"""The JSON envelope on the server side: reading a call, answering it, and turning every
+failure into ``{"error", "status"}`` (never a traceback, never an HTML page)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from corelogin.server.context import CONFIG
+from corelogin.wire import APP_KEY_HEADER, MAX_BODY_BYTES, ApiError, Status, check_scope
+
+__all__ = ["envelope_middleware", "ok", "read_call"]
+
+log = logging.getLogger("corelogin.server")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def ok(result: Any, **extra: Any) -> web.Response:
+    return web.json_response({"result": result, **extra})
+
+
+def _error_response(error: ApiError) -> web.Response:
+    return web.json_response(
+        {"error": error.message, "status": int(error.status)}, status=error.http_status
+    )
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        message = f"request body is larger than {MAX_BODY_BYTES} bytes"
+        return _error_response(ApiError(Status.TOO_LONG, message))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # Unknown path, wrong method and the like: the request does not follow the wire contract.
+        return _error_response(ApiError(Status.INVALID_RESULT, exc.reason, http_status=exc.status))
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _error_response(ApiError(Status.SERVER_ERROR, "server error"))
+
+
+async def read_call(request: web.Request) -> tuple[str, dict[str, Any]]:
+    """Check the app key and read the JSON body of a call: returns (scope, body).
+
+    611 for a wrong key; 415 or 801 for a body that is not a JSON object; 806 when too large.
+    """
+    expected = request.app[CONFIG].app_key.encode()
+    given = request.headers.get(APP_KEY_HEADER, "").encode()
+    if not hmac.compare_digest(given, expected):
+        raise ApiError(Status.BAD_APP_KEY, "app key missing or wrong")
+    if request.content_type != "application/json":
+        raise ApiError(Status.WRONG_TYPE, "request body must be application/json", http_status=415)
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(Status.WRONG_TYPE, "request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(Status.WRONG_TYPE, "request body must be a JSON object")
+    scope = body.pop("scope", None)
+    if scope is None:
+        raise ApiError(Status.MISSING, "scope is required")
+    return check_scope(scope), body
