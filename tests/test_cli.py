@@ -1,0 +1,74 @@
+"""``corelogin serve``: flags and environment, /health once ready, a clean refusal without a key."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import corelogin
+
+SERVE = [sys.executable, "-m", "corelogin.cli", "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_health(url: str, proc: subprocess.Popen[str]) -> dict[str, str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                return dict(json.load(response))
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the server never became healthy")
+
+
+def test_serve_takes_the_key_from_the_environment_and_serves_logins(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "CORELOGIN_KEY": "env-key", "CORELOGIN_PORT": str(port)}
+    proc = subprocess.Popen(
+        [*SERVE, "--db", f"sqlite:///{tmp_path / 'cli.sqlite3'}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_health(url, proc) == {"result": "ok"}
+        with corelogin.init(url, "env-key") as core:
+            created = core.users.create({"username": "Cli", "password": "long enough"}).result(30)
+            login = core.users.login({"username": "Cli", "password": "long enough"}).result(30)
+        assert created.error is None
+        assert login.result.user_id == created.result.user_id
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "env-key" not in err  # the key is never logged
+    assert (tmp_path / "cli.sqlite3").exists()
+
+
+def test_serve_without_a_key_refuses_to_start() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CORELOGIN_KEY"}
+    done = subprocess.run(
+        [*SERVE, "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "app key is required" in done.stderr

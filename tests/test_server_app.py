@@ -1,0 +1,131 @@
+"""Requests sent straight to the server: every malformed one gets a clean 4xx with a code."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from corelogin.server import RunningServer
+from corelogin.wire import APP_KEY_HEADER, MAX_BODY_BYTES, PATHS
+from tests.helpers import APP_KEY
+
+JSON = {"Content-Type": "application/json"}
+KEY = {APP_KEY_HEADER: APP_KEY}
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def answer(
+    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, Any]:
+    async with http.request(method, url, **kwargs) as response:
+        assert response.content_type == "application/json"
+        return response.status, await response.json()
+
+
+async def test_health_answers_ok_once_ready(
+    http: aiohttp.ClientSession, server: RunningServer
+) -> None:
+    assert await answer(http, "GET", server.url + "/health") == (200, {"result": "ok"})
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "http_status", "status"),
+    [
+        ({**JSON}, b'{"scope": "default"}', 401, 611),
+        ({**JSON, APP_KEY_HEADER: "wrong"}, b'{"scope": "default"}', 401, 611),
+        ({**KEY, "Content-Type": "text/plain"}, b"username=Donna", 415, 801),
+        ({**KEY, **JSON}, b'{"username": "Donna", "pass', 400, 801),
+        ({**KEY, **JSON}, b"\xff\xfe\x00garbage", 400, 801),
+        ({**KEY, **JSON}, b'["Donna", "secret"]', 400, 801),
+        ({**KEY, **JSON}, b'{"username": "Donna", "password": "x"}', 400, 804),
+        ({**KEY, **JSON}, b'{"scope": 5, "username": "Donna", "password": "x"}', 400, 801),
+        ({**KEY, **JSON}, b'{"scope": "default", "username": 5, "password": "x"}', 400, 801),
+        ({**KEY, **JSON}, b'{"scope": "default", "password": "x"}', 400, 804),
+        ({**KEY, **JSON}, b'{"scope": "default", "username": "", "password": "x"}', 400, 805),
+    ],
+    ids=[
+        "no-key",
+        "wrong-key",
+        "not-json-content-type",
+        "truncated-json",
+        "not-utf8",
+        "json-array",
+        "no-scope",
+        "scope-not-string",
+        "username-not-string",
+        "no-username",
+        "empty-username",
+    ],
+)
+async def test_malformed_login_gets_4xx_with_a_code(
+    http: aiohttp.ClientSession,
+    server: RunningServer,
+    headers: dict[str, str],
+    data: bytes,
+    http_status: int,
+    status: int,
+) -> None:
+    got_http, body = await answer(
+        http, "POST", server.url + PATHS["login"], headers=headers, data=data
+    )
+    assert (got_http, body["status"]) == (http_status, status)
+    assert isinstance(body["error"], str)
+    assert body["error"]
+    assert "Traceback" not in body["error"]
+
+
+async def test_oversized_body_gets_413_with_806(
+    http: aiohttp.ClientSession, server: RunningServer
+) -> None:
+    data = b'{"scope": "default", "username": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    status, body = await answer(
+        http, "POST", server.url + PATHS["create"], headers={**KEY, **JSON}, data=data
+    )
+    assert (status, body["status"]) == (413, 806)
+
+
+async def test_overlong_password_sent_directly_gets_806(
+    http: aiohttp.ClientSession, server: RunningServer
+) -> None:
+    body = {"scope": "default", "username": "Donna", "password": "p" * 1025}
+    status, answer_body = await answer(
+        http, "POST", server.url + PATHS["login"], headers=KEY, json=body
+    )
+    assert (status, answer_body["status"]) == (413, 806)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "http_status"),
+    [("GET", PATHS["login"], 405), ("POST", "/v1/users/nothing", 404), ("GET", "/", 404)],
+)
+async def test_unknown_routes_get_json_errors(
+    http: aiohttp.ClientSession, server: RunningServer, method: str, path: str, http_status: int
+) -> None:
+    status, body = await answer(http, method, server.url + path, headers=KEY)
+    assert status == http_status
+    assert body["status"] == 800
+    assert isinstance(body["error"], str)
+
+
+async def test_store_failure_is_a_json_500_without_details(
+    http: aiohttp.ClientSession, server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    await server.store.close()  # the next query fails inside the handler
+    status, body = await answer(
+        http,
+        "POST",
+        server.url + PATHS["login"],
+        headers=KEY,
+        json={"scope": "default", "username": "Donna", "password": "secret-password"},
+    )
+    assert (status, body) == (500, {"error": "server error", "status": 810})
+    assert "secret-password" not in caplog.text
+    await server.store.open()

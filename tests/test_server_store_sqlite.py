@@ -1,0 +1,123 @@
+"""The SQLite store: WAL, versioned schema, uniqueness by key, atomic session + login event."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from corelogin.server.store import (
+    DuplicateUserError,
+    LoginEvent,
+    SessionRecord,
+    UserRecord,
+    open_store,
+)
+from corelogin.server.store.sqlite import MIGRATIONS, SQLiteStore
+
+
+def record(user_id: str, username: str, email: str | None = None, scope: str = "s") -> UserRecord:
+    return UserRecord(
+        user_id=user_id,
+        scope=scope,
+        username=username,
+        email=email,
+        password_hash="$argon2id$fake",
+        active=True,
+        confirmation=None,
+        group=None,
+        extra={"k": [1, "two"]},
+        created=1,
+    )
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "store.sqlite3"
+
+
+@pytest.fixture
+async def store(path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(str(path))
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_schema_is_created_versioned_and_in_wal_mode(store: SQLiteStore, path: Path) -> None:
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    db.close()
+
+
+async def test_reopening_keeps_data_and_does_not_migrate_twice(
+    store: SQLiteStore, path: Path
+) -> None:
+    await store.create_user(record("u1", "Donna"))
+    await store.close()
+    await store.open()
+    found = await store.find_user("s", username="donna")
+    assert found is not None
+    assert found.extra == {"k": [1, "two"]}
+
+
+async def test_a_newer_schema_is_refused(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        await SQLiteStore(str(path)).open()
+
+
+@pytest.mark.parametrize(
+    ("second"),
+    [
+        record("u2", "DONNA"),
+        record("u2", "Other", "D@X.COM"),
+        record("u2", "\uff44\uff4f\uff4e\uff4e\uff41"),
+    ],
+    ids=["username-case", "email-case", "fullwidth-username"],
+)
+async def test_username_and_email_are_unique_per_scope(
+    store: SQLiteStore, second: UserRecord
+) -> None:
+    await store.create_user(record("u1", "Donna", "d@x.com"))
+    with pytest.raises(DuplicateUserError):
+        await store.create_user(second)
+    await store.create_user(record("u3", second.username, second.email, scope="other"))
+
+
+async def test_users_without_email_do_not_collide(store: SQLiteStore) -> None:
+    await store.create_user(record("u1", "A"))
+    await store.create_user(record("u2", "B"))
+    assert await store.find_user("s", username="b") is not None
+
+
+async def test_session_and_login_event_are_kept_together(store: SQLiteStore) -> None:
+    await store.create_user(record("u1", "Donna"))
+    session = SessionRecord(token_hash="h1", user_id="u1", created=10.0, expires=20.0)
+    await store.open_session(session, LoginEvent("u1", 10.0, "127.0.0.1", "agent"))
+    assert await store.session_user("h1", now=15.0) == "u1"
+    assert await store.session_user("h1", now=25.0) is None
+    assert await store.login_events("u1") == [LoginEvent("u1", 10.0, "127.0.0.1", "agent")]
+
+
+async def test_a_failed_session_write_leaves_no_login_event(store: SQLiteStore) -> None:
+    await store.create_user(record("u1", "Donna"))
+    session = SessionRecord(token_hash="h1", user_id="u1", created=1.0, expires=2.0)
+    await store.open_session(session, None)
+    with pytest.raises(sqlite3.IntegrityError):  # same token hash: the insert fails
+        await store.open_session(session, LoginEvent("u1", 1.0, None, None))
+    assert await store.login_events("u1") == []
+
+
+def test_open_store_knows_its_urls(tmp_path: Path) -> None:
+    assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), SQLiteStore)
+    with pytest.raises(ValueError, match="unsupported"):
+        open_store("mysql://user:secret@host/db")
+    with pytest.raises(ValueError) as info:
+        open_store("postgresql://user:secret@host/db")
+    assert "secret" not in str(info.value)
