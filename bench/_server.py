@@ -1,0 +1,70 @@
+"""The reference server in its own process, so that a benchmark measures the client alone."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from corelogin.wire import PATHS
+
+PASSWORD = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + PATHS["health"], timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)
+    raise RuntimeError(f"the server did not answer {PATHS['health']} within {timeout} s")
+
+
+@contextmanager
+def server_process(key: str, *, insecure_fast_hash: bool = True) -> Iterator[str]:
+    """Run ``corelogin serve`` on a free port and a throwaway SQLite file; yields its URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port, log = free_port(), Path(tmp) / "server.log"
+        command = [
+            sys.executable,
+            "-m",
+            "corelogin.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            f"sqlite:///{Path(tmp) / 'bench.sqlite3'}",
+            "--key",
+            key,
+            "--log-level",
+            "ERROR",
+        ]
+        if insecure_fast_hash:
+            command.append("--insecure-fast-hash")
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process, log, timeout=30)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
