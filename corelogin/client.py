@@ -91,7 +91,8 @@ class Core:
         self._transport = Transport(server, key, Retry(attempts=retries))
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._inflight: set[Request] = set()
+        self._inflight: set[Request] = set()  # sent, no Event yet
+        self._undelivered: set[Request] = set()  # Event known, listener not finished yet
         self._closed = False
         self._session_token: str | None = None
         self._logged_in_user: Login | None = None
@@ -183,6 +184,7 @@ class Core:
             return False
         with self._idle:
             self._inflight.discard(request)
+            self._undelivered.add(request)
             self._idle.notify_all()
         if apply is not None:
             apply()  # state first: listeners and signals see it already changed
@@ -195,6 +197,8 @@ class Core:
     ) -> None:
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
         spawn = self._spawner(event)
+        if self.deliver == "frame":  # a wait() nested in this listener must not wait for it
+            self._mark_delivered(request)
         try:
             if listener is not None:
                 try:
@@ -208,6 +212,12 @@ class Core:
                 signals.send(signal, self, event, spawn)
         finally:
             request._delivered.set()
+            self._mark_delivered(request)
+
+    def _mark_delivered(self, request: Request) -> None:
+        with self._idle:
+            self._undelivered.discard(request)
+            self._idle.notify_all()
 
     def _spawner(self, event: Event) -> Callable[[Awaitable[Any]], None]:
         def spawn(awaitable: Awaitable[Any]) -> None:
@@ -256,11 +266,15 @@ class Core:
             return True
         self._check_can_block("core.wait()")
         if self.deliver == "frame" and self._runtime.on_delivery_thread():
-            return self._runtime.pump_until(
-                lambda: not self._inflight and not self._runtime.pending(), timeout
-            )
+            return self._runtime.pump_until(self._idle_now, timeout)
         with self._idle:
-            return self._idle.wait_for(lambda: not self._inflight, timeout)
+            if self.deliver == "frame":  # another thread: the listeners are not its business
+                return self._idle.wait_for(lambda: not self._inflight, timeout)
+            return self._idle.wait_for(self._idle_now, timeout)
+
+    def _idle_now(self) -> bool:
+        """No call in flight and no listener still to run (or still running)."""
+        return not self._inflight and not self._undelivered
 
     def _wait_request(self, request: Request, timeout: float | None) -> Event:
         self._check_can_block("request.result()")
