@@ -91,8 +91,7 @@ class Core:
         self._transport = Transport(server, key, Retry(attempts=retries))
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._inflight: set[Request] = set()  # sent, no Event yet
-        self._undelivered: set[Request] = set()  # Event known, listener not finished yet
+        self._pending: set[Request] = set()  # calls whose listener has not run yet
         self._closed = False
         self._session_token: str | None = None
         self._logged_in_user: Login | None = None
@@ -117,7 +116,12 @@ class Core:
     ) -> Request:
         if listener is not None and not callable(listener):
             raise TypeError("listener must be callable (or None)")
+        if self.deliver == "frame" and inspect.iscoroutinefunction(listener):
+            raise TypeError(_ASYNC_IN_FRAME_MODE)
         request = Request(self, spec.name, partial(self._deliver, listener, spec))
+        with self._lock:
+            self._pending.add(request)
+            closed = self._closed
         try:
             timeout = self._timeout_for(params)
             body = check_params(spec.name, params)
@@ -125,14 +129,14 @@ class Core:
             self._settle(request, _failure(request, exc.status, exc.message))
             return request
         body["scope"] = self.scope
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                self._inflight.add(request)
-        if closed:
+        send = self._send(request, spec, body, timeout)
+        try:
+            if closed:
+                raise RuntimeError("the core is closed")
+            self._runtime.start(send)
+        except RuntimeError:  # closed, even if by another thread a moment ago
+            send.close()
             self._settle(request, _failure(request, Status.CANCELLED, "the core is closed"))
-        else:
-            self._runtime.start(self._send(request, spec, body, timeout))
         return request
 
     def _timeout_for(self, params: Mapping[str, Any]) -> float:
@@ -146,9 +150,9 @@ class Core:
     async def _send(
         self, request: Request, spec: CallSpec, body: dict[str, Any], limit: float
     ) -> None:
+        request._task = asyncio.current_task()
         if request.done():  # cancelled before it started
             return
-        request._task = asyncio.current_task()
         apply: Callable[[], None] | None = None
         try:
             async with asyncio.timeout(limit):
@@ -169,7 +173,8 @@ class Core:
         except Exception as exc:
             log.exception("unexpected error in a %s call", spec.name)
             event = _failure(request, Status.SERVER_ERROR, f"unexpected client error: {exc!r}")
-        self._settle(request, event, apply)
+        # On the I/O loop: where asyncio and thread modes run listeners, so run it right here.
+        self._settle(request, event, apply, here=self.deliver != "frame")
 
     def _open_session(self, login: Login, session: Any) -> None:
         token = session.get("token") if isinstance(session, Mapping) else None
@@ -177,19 +182,29 @@ class Core:
         self._logged_in_user = login
 
     def _settle(
-        self, request: Request, event: Event, apply: Callable[[], None] | None = None
+        self,
+        request: Request,
+        event: Event,
+        apply: Callable[[], None] | None = None,
+        *,
+        here: bool = False,
     ) -> bool:
-        """Give ``request`` its one Event; False if another outcome already won."""
+        """Give ``request`` its one Event; False if another outcome already won.
+
+        ``here``: the caller is on the delivery thread, so the listener runs now, before any
+        awaiter wakes (else it is queued where the mode runs listeners).
+        """
         if not request._claim(event):
             return False
-        with self._idle:
-            self._inflight.discard(request)
-            self._undelivered.add(request)
-            self._idle.notify_all()
         if apply is not None:
             apply()  # state first: listeners and signals see it already changed
-        self._runtime.deliver(partial(request._handler, request, event))
+        if here:
+            request._handler(request, event)
+        else:
+            self._runtime.deliver(partial(request._handler, request, event))
         request._publish()
+        with self._idle:
+            self._idle.notify_all()
         return True
 
     def _deliver(
@@ -197,7 +212,9 @@ class Core:
     ) -> None:
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
         spawn = self._spawner(event)
-        if self.deliver == "frame":  # a wait() nested in this listener must not wait for it
+        if self.deliver == "frame":
+            # The creating thread waits by running listeners: once this one has started, a
+            # wait() or result() nested in it must not wait for it.
             self._mark_delivered(request)
         try:
             if listener is not None:
@@ -211,22 +228,28 @@ class Core:
             if signal is not None:
                 signals.send(signal, self, event, spawn)
         finally:
-            request._delivered.set()
             self._mark_delivered(request)
 
     def _mark_delivered(self, request: Request) -> None:
+        request._delivered.set()
         with self._idle:
-            self._undelivered.discard(request)
+            self._pending.discard(request)
             self._idle.notify_all()
 
     def _spawner(self, event: Event) -> Callable[[Awaitable[Any]], None]:
+        """Where coroutines returned by listeners and receivers go: a task on the loop in
+        asyncio and thread modes; refused in frame mode, whose listeners must be plain."""
+
+        def report(exc: BaseException) -> None:
+            signals.report_error(self, event, exc, spawn, source="an async listener or receiver")
+
         def spawn(awaitable: Awaitable[Any]) -> None:
-            self._runtime.spawn(
-                awaitable,
-                lambda exc: signals.report_error(
-                    self, event, exc, spawn, source="an async listener or receiver"
-                ),
-            )
+            if self.deliver == "frame":
+                if inspect.iscoroutine(awaitable):
+                    awaitable.close()
+                report(TypeError(_ASYNC_IN_FRAME_MODE))
+            else:
+                self._runtime.spawn(awaitable, report)
 
         return spawn
 
@@ -259,6 +282,8 @@ class Core:
         """Block until ``request`` (or, with None, every call in flight) has been delivered,
         running listeners meanwhile if this is the thread they run on. False on timeout."""
         if request is not None:
+            if not isinstance(request, Request):
+                raise TypeError("wait() takes a Request or None first; pass timeout=... by name")
             try:
                 self._wait_request(request, timeout)
             except TimeoutError:
@@ -266,15 +291,13 @@ class Core:
             return True
         self._check_can_block("core.wait()")
         if self.deliver == "frame" and self._runtime.on_delivery_thread():
-            return self._runtime.pump_until(self._idle_now, timeout)
+            return self._runtime.pump_until(lambda: not self._pending, timeout)
         with self._idle:
             if self.deliver == "frame":  # another thread: the listeners are not its business
-                return self._idle.wait_for(lambda: not self._inflight, timeout)
-            return self._idle.wait_for(self._idle_now, timeout)
-
-    def _idle_now(self) -> bool:
-        """No call in flight and no listener still to run (or still running)."""
-        return not self._inflight and not self._undelivered
+                return self._idle.wait_for(
+                    lambda: all(request.done() for request in self._pending), timeout
+                )
+            return self._idle.wait_for(lambda: not self._pending, timeout)
 
     def _wait_request(self, request: Request, timeout: float | None) -> Event:
         self._check_can_block("request.result()")
@@ -311,8 +334,8 @@ class Core:
             if self._closed:
                 return
             self._closed = True
-            inflight = list(self._inflight)
-        for request in inflight:
+            pending = list(self._pending)
+        for request in pending:
             self._cancel(request, "cancelled: the core was closed")
         self._runtime.stop(self._transport.close)
         if self.deliver == "frame" and self._runtime.on_delivery_thread():
@@ -334,6 +357,12 @@ class Core:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+_ASYNC_IN_FRAME_MODE = (
+    "async listeners and receivers need deliver='asyncio' or 'thread'; in frame mode "
+    "listeners run on the creating thread, so use a plain function"
+)
 
 
 def _failure(request: Request, status: int, message: str) -> Event:

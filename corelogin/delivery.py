@@ -35,7 +35,8 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._io_tasks: set[asyncio.Future[Any]] = set()  # the calls: cancelled at close
+        self._app_tasks: set[asyncio.Future[Any]] = set()  # async listeners: awaited at close
         self._closing: asyncio.Future[None] | None = None
         self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         # asyncio and frame: the creating thread; thread: the I/O thread, once it runs.
@@ -95,7 +96,10 @@ class Runtime:
 
     def start(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` as a task on the I/O loop, keeping a reference until it ends."""
-        self.call(self._track, coro)
+        if self.on_io_thread():
+            self._track(coro, self._io_tasks)
+        else:
+            self.call(self._track, coro, self._io_tasks)
 
     def spawn(self, awaitable: Awaitable[Any], on_error: Callable[[BaseException], None]) -> None:
         """Run an app coroutine (an async listener or receiver) on the I/O loop."""
@@ -104,12 +108,13 @@ class Runtime:
             if not task.cancelled() and task.exception() is not None:
                 on_error(task.exception())  # type: ignore[arg-type]
 
-        self.call(lambda: self._track(awaitable).add_done_callback(done))
+        self.call(lambda: self._track(awaitable, self._app_tasks).add_done_callback(done))
 
-    def _track(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+    @staticmethod
+    def _track(awaitable: Awaitable[Any], tasks: set[asyncio.Future[Any]]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
         return task
 
     # -- listeners -------------------------------------------------------------------------
@@ -185,12 +190,20 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    async def _shutdown(self, final: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
+    async def _shutdown(
+        self, final: Callable[[], Coroutine[Any, Any, None]], grace: float = 2.0
+    ) -> None:
+        """Cancel the calls, give async listeners ``grace`` seconds to finish, then ``final``."""
+        calls = list(self._io_tasks)
+        for task in calls:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*calls, return_exceptions=True)
+        if self._app_tasks:
+            _, late = await asyncio.wait(list(self._app_tasks), timeout=grace)
+            for task in late:
+                log.warning("an async listener was still running at close(): cancelled")
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         await final()
 
     async def finished(self) -> None:

@@ -79,7 +79,16 @@ class Request:
         future: asyncio.Future[Event] = loop.create_future()
 
         def wake(event: Event) -> None:
-            loop.call_soon_threadsafe(_resolve, future, event)
+            try:
+                same_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                same_loop = False
+            if same_loop and self._delivered.is_set():
+                _resolve(future, event)
+            elif same_loop:  # after the listener, which is queued on this loop
+                loop.call_soon(_resolve, future, event)
+            else:
+                loop.call_soon_threadsafe(_resolve, future, event)
 
         self._add_waiter(wake)
         return await future

@@ -502,3 +502,70 @@ async def test_no_io_thread_in_asyncio_mode(core: corelogin.Core) -> None:
     await make_user(core)
     assert (await core.users.login(LOGIN)).error is None
     assert io_threads() - before == set()
+
+
+# -- async listeners and misuse -------------------------------------------------------------
+
+
+def test_async_listener_is_refused_in_frame_mode(user_url: str) -> None:
+    async def on_login(event: corelogin.Event) -> None:
+        pass  # pragma: no cover - never called
+
+    with corelogin.init(user_url, APP_KEY) as core, pytest.raises(TypeError, match="frame mode"):
+        core.users.login(LOGIN, on_login)
+
+
+def test_a_listener_returning_a_coroutine_in_frame_mode_is_reported(
+    user_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+
+    async def body() -> None:
+        ran.append("body")  # pragma: no cover - must never run on the I/O thread
+
+    errors: list[BaseException] = []
+    unsubscribe = corelogin.signals.subscribe(
+        corelogin.signals.listener_error, lambda _, event, exception: errors.append(exception)
+    )
+    try:
+        with corelogin.init(user_url, APP_KEY) as core:
+            event = core.users.login(LOGIN, lambda _: body()).result(10)
+    finally:
+        unsubscribe()
+    assert event.error is None
+    assert ran == []
+    assert len(errors) == 1
+    assert isinstance(errors[0], TypeError)
+    assert "frame mode" in caplog.text
+
+
+async def test_aclose_lets_a_running_async_listener_finish(core: corelogin.Core) -> None:
+    await make_user(core)
+    finished: list[str] = []
+
+    async def slow_listener(event: corelogin.Event) -> None:
+        await asyncio.sleep(0.2)
+        finished.append(event.result.username)
+
+    await core.users.login(LOGIN, slow_listener)
+    await core.aclose()
+
+    assert finished == ["Donna"]
+
+
+def test_wait_with_a_number_first_is_a_clear_type_error(user_url: str) -> None:
+    with corelogin.init(user_url, APP_KEY) as core, pytest.raises(TypeError, match="timeout="):
+        core.wait(60)  # type: ignore[arg-type]
+
+
+def test_result_of_its_own_request_inside_the_listener_returns_at_once(user_url: str) -> None:
+    seen: list[corelogin.Event] = []
+    with corelogin.init(user_url, APP_KEY) as core:
+        holder: list[corelogin.Request] = []
+
+        def listener(event: corelogin.Event) -> None:
+            seen.append(holder[0].result(timeout=5))
+
+        holder.append(core.users.login(LOGIN, listener))
+        event = holder[0].result(10)
+    assert seen == [event]
