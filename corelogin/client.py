@@ -89,8 +89,8 @@ class Core:
         self.server = server
         self._runtime = Runtime(mode, loop if mode == "asyncio" else None)
         self._transport = Transport(server, key, Retry(attempts=retries))
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        # Guards the Core's and its requests' state; blocking waits sleep on it.
+        self._cond = threading.Condition()
         self._pending: set[Request] = set()  # calls whose listener has not run yet
         self._closed = False
         self._session_token: str | None = None
@@ -118,8 +118,8 @@ class Core:
             raise TypeError("listener must be callable (or None)")
         if self.deliver == "frame" and inspect.iscoroutinefunction(listener):
             raise TypeError(_ASYNC_IN_FRAME_MODE)
-        request = Request(self, spec.name, partial(self._deliver, listener, spec))
-        with self._lock:
+        request = Request(self, spec.name, partial(self._deliver, listener, spec), self._cond)
+        with self._cond:
             self._pending.add(request)
             closed = self._closed
         try:
@@ -203,15 +203,13 @@ class Core:
         else:
             self._runtime.deliver(partial(request._handler, request, event))
         request._publish()
-        with self._idle:
-            self._idle.notify_all()
         return True
 
     def _deliver(
         self, listener: Listener | None, spec: CallSpec, request: Request, event: Event
     ) -> None:
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
-        spawn = self._spawner(event)
+        spawn = partial(self._spawn, event)
         if self.deliver == "frame":
             # The creating thread waits by running listeners: once this one has started, a
             # wait() or result() nested in it must not wait for it.
@@ -231,27 +229,25 @@ class Core:
             self._mark_delivered(request)
 
     def _mark_delivered(self, request: Request) -> None:
-        request._delivered.set()
-        with self._idle:
+        with self._cond:
+            request._delivered = True
             self._pending.discard(request)
-            self._idle.notify_all()
+            self._cond.notify_all()
 
-    def _spawner(self, event: Event) -> Callable[[Awaitable[Any]], None]:
+    def _spawn(self, event: Event, awaitable: Awaitable[Any]) -> None:
         """Where coroutines returned by listeners and receivers go: a task on the loop in
         asyncio and thread modes; refused in frame mode, whose listeners must be plain."""
+        spawn = partial(self._spawn, event)
 
         def report(exc: BaseException) -> None:
             signals.report_error(self, event, exc, spawn, source="an async listener or receiver")
 
-        def spawn(awaitable: Awaitable[Any]) -> None:
-            if self.deliver == "frame":
-                if inspect.iscoroutine(awaitable):
-                    awaitable.close()
-                report(TypeError(_ASYNC_IN_FRAME_MODE))
-            else:
-                self._runtime.spawn(awaitable, report)
-
-        return spawn
+        if self.deliver == "frame":
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            report(TypeError(_ASYNC_IN_FRAME_MODE))
+        else:
+            self._runtime.spawn(awaitable, report)
 
     def cancel(self, request: Request) -> bool:
         """Cancel ``request``: its listener gets 817. False if it had already finished."""
@@ -292,22 +288,23 @@ class Core:
         self._check_can_block("core.wait()")
         if self.deliver == "frame" and self._runtime.on_delivery_thread():
             return self._runtime.pump_until(lambda: not self._pending, timeout)
-        with self._idle:
-            if self.deliver == "frame":  # another thread: the listeners are not its business
-                return self._idle.wait_for(
-                    lambda: all(request.done() for request in self._pending), timeout
-                )
-            return self._idle.wait_for(lambda: not self._pending, timeout)
+        if self.deliver == "frame":  # another thread: the listeners are not its business
+            return self._block_until(lambda: all(r.done() for r in self._pending), timeout)
+        return self._block_until(lambda: not self._pending, timeout)
+
+    def _block_until(self, condition: Callable[[], bool], timeout: float | None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(condition, timeout)
 
     def _wait_request(self, request: Request, timeout: float | None) -> Event:
         self._check_can_block("request.result()")
         if self.deliver == "frame":
             if self._runtime.on_delivery_thread():
-                finished = self._runtime.pump_until(request._delivered.is_set, timeout)
+                finished = self._runtime.pump_until(lambda: request._delivered, timeout)
             else:  # the listener is the creating thread's business
-                finished = request._settled.wait(timeout)
+                finished = self._block_until(lambda: request._settled, timeout)
         else:
-            finished = request._delivered.wait(timeout)
+            finished = self._block_until(lambda: request._delivered, timeout)
         if not finished:
             raise TimeoutError(f"the {request.name} call did not finish within {timeout} s")
         assert request._event is not None
@@ -330,7 +327,7 @@ class Core:
         """Cancel calls in flight (their listeners get 817), close the connection and stop the
         I/O thread. Idempotent. In frame mode, on the creating thread, the final events are
         delivered before it returns."""
-        with self._lock:
+        with self._cond:
             if self._closed:
                 return
             self._closed = True

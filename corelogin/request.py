@@ -22,15 +22,16 @@ class Request:
     """One call in flight: ``cancel()`` it, ``await`` it, or block on ``result()``.
 
     Its Event is settled exactly once (the first of success, failure, timeout, cancel or close
-    wins) and handed to the listener exactly once.
+    wins) and handed to the listener exactly once. Its state is guarded by the Core's one
+    condition, on which blocking waiters sleep: a request costs no lock or event of its own.
     """
 
     __slots__ = (
+        "_cond",
         "_core",
         "_delivered",
         "_event",
         "_handler",
-        "_lock",
         "_settled",
         "_started",
         "_task",
@@ -38,15 +39,21 @@ class Request:
         "name",
     )
 
-    def __init__(self, core: Core, name: str, handler: Callable[[Request, Event], None]) -> None:
+    def __init__(
+        self,
+        core: Core,
+        name: str,
+        handler: Callable[[Request, Event], None],
+        cond: threading.Condition,
+    ) -> None:
         self.name = name
         self._core = core
         self._handler = handler  # runs the listener and signals, where the Core delivers
+        self._cond = cond
         self._started = time.monotonic()
-        self._lock = threading.Lock()
         self._event: Event | None = None
-        self._settled = threading.Event()
-        self._delivered = threading.Event()
+        self._settled = False  # the Event is known
+        self._delivered = False  # the listener has run (frame mode: has started)
         self._waiters: list[Callable[[Event], None]] = []
         self._task: asyncio.Future[Any] | None = None
 
@@ -56,7 +63,7 @@ class Request:
 
     def done(self) -> bool:
         """True once the Event is known (the listener may still be queued)."""
-        return self._settled.is_set()
+        return self._settled
 
     def cancel(self) -> bool:
         """Cancel the call: its listener gets status 817. False if it had already finished."""
@@ -76,6 +83,9 @@ class Request:
 
     async def _wait(self) -> Event:
         loop = asyncio.get_running_loop()
+        if self._delivered and self._core._runtime.on_io_thread():
+            assert self._event is not None
+            return self._event  # already delivered here: nothing to wait for
         future: asyncio.Future[Event] = loop.create_future()
 
         def wake(event: Event) -> None:
@@ -83,7 +93,7 @@ class Request:
                 same_loop = asyncio.get_running_loop() is loop
             except RuntimeError:
                 same_loop = False
-            if same_loop and self._delivered.is_set():
+            if same_loop and self._delivered:
                 _resolve(future, event)
             elif same_loop:  # after the listener, which is queued on this loop
                 loop.call_soon(_resolve, future, event)
@@ -100,25 +110,26 @@ class Request:
 
     def _claim(self, event: Event) -> bool:
         """Record ``event`` if no other outcome came first; True if this one won."""
-        with self._lock:
+        with self._cond:
             if self._event is not None:
                 return False
             self._event = event
             return True
 
     def _publish(self) -> None:
-        """Mark the claimed Event as known and wake whoever awaits it."""
-        with self._lock:
+        """Mark the claimed Event as known and wake whoever waits for it."""
+        with self._cond:
             waiters, self._waiters = self._waiters, []
             event = self._event
-            self._settled.set()
+            self._settled = True
+            self._cond.notify_all()
         assert event is not None
         for wake in waiters:
             wake(event)
 
     def _add_waiter(self, wake: Callable[[Event], None]) -> None:
-        with self._lock:
-            if not self._settled.is_set():
+        with self._cond:
+            if not self._settled:
                 self._waiters.append(wake)
                 return
             event = self._event
