@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -569,3 +572,25 @@ def test_result_of_its_own_request_inside_the_listener_returns_at_once(user_url:
         holder.append(core.users.login(LOGIN, listener))
         event = holder[0].result(10)
     assert seen == [event]
+
+
+def test_the_io_thread_never_keeps_a_process_alive() -> None:
+    """A script that forgets close(), with a call still in flight, exits at once."""
+    with socket.socket() as silent:  # accepts connections (backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        script = (
+            "import corelogin, threading\n"
+            f"core = corelogin.init({url!r}, 'key', timeout=600)\n"
+            "core.users.login({'username': 'Donna', 'password': 'pw'})\n"
+            "assert any(t.name == 'corelogin-io' for t in threading.enumerate())\n"
+            "print('leaving')\n"
+        )
+        # Held by the I/O thread, the script would hang for the call's 600 s: the 60 s limit
+        # of subprocess.run turns that into a failure.
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "leaving"
