@@ -1,4 +1,4 @@
-"""The ``corelogin`` command: ``corelogin serve`` runs the reference server."""
+"""The ``corelogin`` command: ``serve`` runs the reference server, ``openapi`` prints its API."""
 
 from __future__ import annotations
 
@@ -31,11 +31,17 @@ def _parser() -> argparse.ArgumentParser:
         help="cheap password hashes, for benchmarks only (never in production)",
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands.add_parser("openapi", help="print the server's OpenAPI document")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "openapi":
+        from corelogin.server.openapi import dumps
+
+        sys.stdout.write(dumps())
+        return 0
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -17,8 +17,11 @@ import attrs
 
 __all__ = [
     "APP_KEY_HEADER",
+    "CREATE_FIELDS",
+    "LOGIN_FIELDS",
     "MAX_BODY_BYTES",
     "PATHS",
+    "SCOPE",
     "ApiError",
     "Field",
     "Status",
@@ -104,6 +107,7 @@ class ApiError(Exception):
 # Paths, one per call. Versioned so that a later wire change can live beside this one.
 PATHS: Final[Mapping[str, str]] = {
     "health": "/health",
+    "openapi": "/openapi.json",
     "create": "/v1/users/create",
     "login": "/v1/users/login",
 }
@@ -172,15 +176,21 @@ _KIND_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "table (dict)", b
 _USERNAME = Field("username", max_chars=USERNAME_MAX_CHARS)
 _EMAIL = Field("email", max_chars=EMAIL_MAX_CHARS)
 _PASSWORD = Field("password", max_bytes=PASSWORD_MAX_BYTES)
-_SCOPE = Field("scope", max_chars=SCOPE_MAX_CHARS)
+SCOPE: Final = Field("scope", max_chars=SCOPE_MAX_CHARS)
 
 # The fields each call sends, in the order they are checked. Keys not listed are not sent.
-_CREATE_FIELDS: Final = (
+CREATE_FIELDS: Final = (
     _USERNAME,
     _PASSWORD,
     attrs.evolve(_EMAIL, required=False),
     Field("group", required=False, max_chars=GROUP_MAX_CHARS),
     Field("extra", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES),
+)
+# Login takes exactly one of username and email, and the password.
+LOGIN_FIELDS: Final = (
+    attrs.evolve(_USERNAME, required=False),
+    attrs.evolve(_EMAIL, required=False),
+    _PASSWORD,
 )
 
 
@@ -224,7 +234,7 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
         identity = _USERNAME if has_username else _EMAIL
         return _check_fields(params, (identity, _PASSWORD))
     if call == "create":
-        body = _check_fields(params, _CREATE_FIELDS)
+        body = _check_fields(params, CREATE_FIELDS)
         if "email" in body:
             _check_email_shape(body["email"])
         return body
@@ -233,4 +243,4 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
 
 def check_scope(scope: Any) -> str:
     """Check an application scope (sent with every call)."""
-    return str(_SCOPE.check(scope))
+    return str(SCOPE.check(scope))

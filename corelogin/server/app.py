@@ -10,6 +10,7 @@ from corelogin.server import users
 from corelogin.server.config import ServerConfig
 from corelogin.server.context import CONFIG, HASHER, STORE
 from corelogin.server.envelope import envelope_middleware
+from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.store import Store, open_store
 from corelogin.wire import MAX_BODY_BYTES, PATHS
@@ -22,8 +23,13 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"result": "ok"})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
 ROUTES = [
     web.get(PATHS["health"], health),
+    web.get(PATHS["openapi"], openapi),
     web.post(PATHS["create"], users.create),
     web.post(PATHS["login"], users.login),
 ]

@@ -1,0 +1,56 @@
+"""The OpenAPI document: served by the server, kept current in docs/, covering every route."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from corelogin.server import RunningServer
+from corelogin.server.app import ROUTES
+from corelogin.server.openapi import document, dumps
+from corelogin.wire import PASSWORD_MAX_BYTES, USERNAME_MAX_CHARS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_the_server_serves_the_document(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/openapi.json") as r:
+        assert r.status == 200
+        assert await r.json() == document()
+
+
+def test_the_copy_in_docs_is_current() -> None:
+    kept = (ROOT / "docs" / "openapi.json").read_text()
+    assert kept == dumps(), "run: corelogin openapi > docs/openapi.json"
+
+
+def test_every_route_is_documented_with_its_method() -> None:
+    paths = document()["paths"]
+    for route in ROUTES:
+        assert route.method.lower() in paths[route.path], route.path  # type: ignore[attr-defined]
+    assert len(paths) == len(ROUTES)
+
+
+def test_limits_come_from_the_wire_contract() -> None:
+    login = document()["paths"]["/v1/users/login"]["post"]
+    schema = login["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["username"]["maxLength"] == USERNAME_MAX_CHARS
+    assert str(PASSWORD_MAX_BYTES) in schema["properties"]["password"]["description"]
+    assert schema["required"] == ["scope", "password"]
+    assert "603" in login["responses"]["401"]["description"]
+    assert "611" in login["responses"]["401"]["description"]
+
+
+def test_the_openapi_command_prints_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "corelogin.cli", "openapi"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == document()
