@@ -128,6 +128,10 @@ class Core:
         except ApiError as exc:  # answered at once, without the network
             self._settle(request, _failure(request, exc.status, exc.message))
             return request
+        except Exception as exc:  # params no check foresaw: still one event, never a raise
+            message = f"params could not be checked ({type(exc).__name__})"
+            self._settle(request, _failure(request, Status.WRONG_TYPE, message))
+            return request
         body["scope"] = self.scope
         send = self._send(request, spec, body, timeout)
         try:
@@ -151,7 +155,7 @@ class Core:
         self, request: Request, spec: CallSpec, body: dict[str, Any], limit: float
     ) -> None:
         request._task = asyncio.current_task()
-        if request.done():  # cancelled before it started
+        if request._event is not None:  # cancelled before it started
             return
         apply: Callable[[], None] | None = None
         try:
@@ -326,7 +330,16 @@ class Core:
     def close(self) -> None:
         """Cancel calls in flight (their listeners get 817), close the connection and stop the
         I/O thread. Idempotent. In frame mode, on the creating thread, the final events are
-        delivered before it returns."""
+        delivered before it returns. Inside a running loop the connection can only close in
+        the background: use ``await core.aclose()`` or ``async with`` there."""
+        if self.deliver == "asyncio" and self._runtime.on_io_thread() and not self._closed:
+            log.warning(
+                "Core.close() inside the running loop closes the connection in the background; "
+                "use `await core.aclose()` or `async with` to wait for it"
+            )
+        self._close()
+
+    def _close(self) -> None:
         with self._cond:
             if self._closed:
                 return
@@ -340,7 +353,7 @@ class Core:
 
     async def aclose(self) -> None:
         """`close`, then wait for the connection to be closed (asyncio mode)."""
-        self.close()
+        self._close()
         await self._runtime.finished()
 
     def __enter__(self) -> Core:
@@ -367,11 +380,13 @@ def _failure(request: Request, status: int, message: str) -> Event:
 
 
 def _check_timeout(value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError("timeout must be a positive number of seconds")
-    return float(value)
+    problem = ValueError("timeout must be a positive number of seconds")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise problem
+    try:
+        seconds = float(value)
+    except OverflowError:
+        raise problem from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise problem
+    return seconds

@@ -154,9 +154,6 @@ class Runtime:
             fn()
         return True
 
-    def pending(self) -> bool:
-        return not self._queue.empty()
-
     # -- shutdown --------------------------------------------------------------------------
 
     def stop(self, final: Callable[[], Coroutine[Any, Any, None]], timeout: float = 5) -> None:

@@ -151,14 +151,16 @@ class Field:
                 raise ApiError(Status.EMPTY, f"{self.name} must not be empty")
             if self.max_chars is not None and len(value) > self.max_chars:
                 self._too_long(f"{self.max_chars} characters")
-            if self.max_bytes is not None and _utf8_len(value) > self.max_bytes:
+            size = self._utf8_len(value)
+            if self.max_bytes is not None and size > self.max_bytes:
                 self._too_long(f"{self.max_bytes} bytes")
         if isinstance(value, dict):
             try:
-                size = _utf8_len(json.dumps(value, ensure_ascii=False))
-            except (TypeError, ValueError):
+                text = json.dumps(value, ensure_ascii=False)
+            except (TypeError, ValueError, RecursionError):
                 message = f"{self.name} must hold only JSON values with string keys"
                 raise ApiError(Status.WRONG_TYPE, message) from None
+            size = self._utf8_len(text)
             if self.max_bytes is not None and size > self.max_bytes:
                 self._too_long(f"{self.max_bytes} bytes")
         return value
@@ -166,9 +168,12 @@ class Field:
     def _too_long(self, limit: str) -> None:
         raise ApiError(Status.TOO_LONG, f"{self.name} is longer than {limit}")
 
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    def _utf8_len(self, text: str) -> int:
+        """Its size in UTF-8; text that has none (lone surrogates) is refused with 801."""
+        try:
+            return len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ApiError(Status.WRONG_TYPE, f"{self.name} is not valid Unicode text") from None
 
 
 _KIND_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "table (dict)", bool: "boolean"}
@@ -231,8 +236,7 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
             raise ApiError(Status.WRONG_TYPE, "give username or email, not both")
         if not has_username and not has_email:
             raise ApiError(Status.MISSING, "username or email is required")
-        identity = _USERNAME if has_username else _EMAIL
-        return _check_fields(params, (identity, _PASSWORD))
+        return _check_fields(params, LOGIN_FIELDS)
     if call == "create":
         body = _check_fields(params, CREATE_FIELDS)
         if "email" in body:

@@ -83,3 +83,21 @@ async def test_two_cores_in_one_process_keep_separate_state(server: RunningServe
         await first.users.login({"username": "Donna", "password": PASSWORD})
         assert first.users.logged_in_user is not None
         assert second.users.logged_in_user is None
+
+
+async def test_sync_close_inside_the_loop_warns_to_use_aclose(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with corelogin.init(server.url, APP_KEY) as core:
+        await make_user(core, "Donna")
+    assert "aclose()" in caplog.text
+    await core.aclose()  # waits for the background close
+    assert core._transport._session is None
+
+
+async def test_aclose_does_not_warn(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with corelogin.init(server.url, APP_KEY) as core:
+        await make_user(core, "Donna")
+    assert "aclose()" not in caplog.text

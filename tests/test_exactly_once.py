@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -428,6 +428,7 @@ class Call:
     kill_at=st.none() | st.integers(min_value=0, max_value=8),
     close_early=st.integers(min_value=0, max_value=3).map(lambda n: n == 3),  # one in four
     cancel_via_core=st.booleans(),
+    deliver=st.sampled_from(["frame", "thread"]),
 )
 def test_every_call_is_delivered_exactly_once_whatever_happens(
     live_url: str,
@@ -435,8 +436,9 @@ def test_every_call_is_delivered_exactly_once_whatever_happens(
     kill_at: int | None,
     close_early: bool,
     cancel_via_core: bool,
+    deliver: Literal["frame", "thread"],
 ) -> None:
-    """A batch of calls through one frame-mode Core meets every outcome at once: success,
+    """A batch of calls through one frame- or thread-mode Core meets every outcome at once: success,
     server errors, validation errors, dropped connections, timeouts, cancellation, the server
     dying mid-request (then refusing connections), and close() with calls still in flight."""
     main = threading.get_ident()
@@ -444,7 +446,7 @@ def test_every_call_is_delivered_exactly_once_whatever_happens(
     split = len(kinds) if kill_at is None else min(kill_at, len(kinds))
     calls: list[Call] = []
     with FaultServer(route, upstream=live_url) as fault:
-        core = corelogin.init(fault.url, APP_KEY, retries=1)
+        core = corelogin.init(fault.url, APP_KEY, retries=1, deliver=deliver)
         try:
 
             def call(kind: str, after_kill: bool) -> Call:
@@ -480,7 +482,10 @@ def test_every_call_is_delivered_exactly_once_whatever_happens(
         assert len(events) == 1, f"{made.kind}: delivered {len(events)} times"
         [event] = events
         assert event is made.request.result(timeout=1)
-        assert made.listener.threads == [main]
+        if deliver == "frame":
+            assert made.listener.threads == [main]
+        else:
+            assert made.listener.threads != [main]
         assert event.name == "login"
         assert event.status in made.allowed(kill, close_early), (made.kind, event)
         when = "after kill" if made.after_kill else "closed early" if close_early else "normal"
@@ -489,3 +494,5 @@ def test_every_call_is_delivered_exactly_once_whatever_happens(
             assert event.result.username == "Donna"
         if made.kind == "cancelled":
             assert made.cancel_won is (event.status == Status.CANCELLED)
+    if deliver == "thread":  # every listener on the one I/O thread
+        assert len({ident for made in calls for ident in made.listener.threads}) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -50,6 +52,19 @@ async def test_health_answers_ok_once_ready(
         ({**KEY, **JSON}, b'{"scope": "default", "username": 5, "password": "x"}', 400, 801),
         ({**KEY, **JSON}, b'{"scope": "default", "password": "x"}', 400, 804),
         ({**KEY, **JSON}, b'{"scope": "default", "username": "", "password": "x"}', 400, 805),
+        (
+            {**KEY, **JSON},
+            b'{"scope": "default", "username": "D", "password": "\\ud800"}',
+            400,
+            801,
+        ),
+        (
+            {**KEY, **JSON},
+            b'{"scope": "default", "username": "\\udfff", "password": "x"}',
+            400,
+            801,
+        ),
+        ({**KEY, **JSON}, b"[" * 30_000 + b"]" * 30_000, 400, 801),
     ],
     ids=[
         "no-key",
@@ -63,6 +78,9 @@ async def test_health_answers_ok_once_ready(
         "username-not-string",
         "no-username",
         "empty-username",
+        "lone-surrogate-password",
+        "lone-surrogate-username",
+        "deeply-nested-json",
     ],
 )
 async def test_malformed_login_gets_4xx_with_a_code(
@@ -80,6 +98,28 @@ async def test_malformed_login_gets_4xx_with_a_code(
     assert isinstance(body["error"], str)
     assert body["error"]
     assert "Traceback" not in body["error"]
+
+
+async def test_app_key_that_is_not_utf8_gets_611(server: RunningServer) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b'{"scope": "default", "username": "Donna", "password": "x"}'
+    writer.write(
+        b"POST "
+        + PATHS["login"].encode()
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + APP_KEY_HEADER.encode()
+        + b": \xff\xfekey\r\nContent-Type: application/json\r\n"
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
+    answer_bytes = await reader.read()
+    writer.close()
+    head, _, payload = answer_bytes.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401")
+    assert json.loads(payload)["status"] == 611
 
 
 async def test_oversized_body_gets_413_with_806(

@@ -14,6 +14,14 @@ from corelogin.wire import EMAIL_MAX_CHARS, PASSWORD_MAX_BYTES, USERNAME_MAX_CHA
 OK = "correct horse battery"
 
 
+def nested(depth: int) -> dict[str, Any]:
+    """A dict nested ``depth`` levels deep: more than json.dumps can recurse through."""
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 @pytest.fixture
 def dead_url() -> str:
     """A URL where nothing listens: any network use would end in 815, not a check's code."""
@@ -47,6 +55,9 @@ LOGIN_CASES: list[tuple[str, dict[str, Any], int]] = [
     # 513 two-byte characters: under 1024 characters, over 1024 bytes.
     ("long-password-bytes", {"username": "Donna", "password": "é" * 513}, 806),
     ("bad-timeout", {"username": "Donna", "password": OK, "timeout": "soon"}, 801),
+    ("huge-timeout", {"username": "Donna", "password": OK, "timeout": 10**400}, 801),
+    ("surrogate-password", {"username": "Donna", "password": "pass\ud800word"}, 801),
+    ("surrogate-username", {"username": "Do\udfffnna", "password": OK}, 801),
     ("zero-timeout", {"username": "Donna", "password": OK, "timeout": 0}, 801),
 ]
 
@@ -57,6 +68,8 @@ CREATE_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("list-extra", {"username": "Donna", "password": OK, "extra": [1, 2]}, 801),
     ("extra-not-json", {"username": "Donna", "password": OK, "extra": {"a": object()}}, 801),
     ("extra-too-big", {"username": "Donna", "password": OK, "extra": {"a": "x" * 20000}}, 806),
+    ("extra-surrogate", {"username": "Donna", "password": OK, "extra": {"a": "\ud800"}}, 801),
+    ("extra-too-deep", {"username": "Donna", "password": OK, "extra": nested(100_000)}, 801),
     ("malformed-email", {"username": "Donna", "password": OK, "email": "donna"}, 704),
 ]
 

@@ -56,7 +56,7 @@ async def read_call(request: web.Request) -> tuple[str, dict[str, Any]]:
     611 for a wrong key; 415 or 801 for a body that is not a JSON object; 806 when too large.
     """
     expected = request.app[CONFIG].app_key.encode()
-    given = request.headers.get(APP_KEY_HEADER, "").encode()
+    given = request.headers.get(APP_KEY_HEADER, "").encode("utf-8", "surrogateescape")
     if not hmac.compare_digest(given, expected):
         raise ApiError(Status.BAD_APP_KEY, "app key missing or wrong")
     if request.content_type != "application/json":
@@ -64,7 +64,7 @@ async def read_call(request: web.Request) -> tuple[str, dict[str, Any]]:
     raw = await request.read()
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ApiError(Status.WRONG_TYPE, "request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(Status.WRONG_TYPE, "request body must be a JSON object")
