@@ -216,9 +216,8 @@ def _check_fields(params: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[
 
 def _check_email_shape(email: str) -> None:
     local, at, domain = email.rpartition("@")
-    if not at or not local or "." not in domain.strip(".") or any(c.isspace() for c in email):
-        raise ApiError(Status.EMAIL_INVALID, "email is not a valid address")
-    if any(ord(c) < 32 or ord(c) == 127 for c in email):
+    unprintable = any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in email)
+    if not at or not local or "." not in domain.strip(".") or unprintable:
         raise ApiError(Status.EMAIL_INVALID, "email is not a valid address")
 
 
