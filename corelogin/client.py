@@ -7,6 +7,7 @@ import inspect
 import logging
 import math
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Literal
@@ -87,8 +88,15 @@ class Core:
         if mode == "asyncio" and loop is None:
             raise RuntimeError("deliver='asyncio' needs a running loop: call init() inside it")
         self.server = server
-        self._runtime = Runtime(mode, loop if mode == "asyncio" else None)
         self._transport = Transport(server, key, Retry(attempts=retries))
+        self._runtime = Runtime(
+            mode,
+            loop if mode == "asyncio" else None,
+            final=self._transport.close,
+            abandon=self._transport.abandon,
+        )
+        # A Core dropped without close(), or still open at exit, shuts down quietly.
+        self._finalizer = weakref.finalize(self, self._runtime.dispose)
         # Guards the Core's and its requests' state; blocking waits sleep on it.
         self._cond = threading.Condition()
         self._pending: set[Request] = set()  # calls whose listener has not run yet
@@ -134,11 +142,7 @@ class Core:
             return request
         body["scope"] = self.scope
         send = self._send(request, spec, body, timeout)
-        try:
-            if closed:
-                raise RuntimeError("the core is closed")
-            self._runtime.start(send)
-        except RuntimeError:  # closed, even if by another thread a moment ago
+        if closed or not self._runtime.start(send):  # closed, maybe by another thread just now
             send.close()
             self._settle(request, _failure(request, Status.CANCELLED, "the core is closed"))
         return request
@@ -200,13 +204,15 @@ class Core:
         """
         if not request._claim(event):
             return False
-        if apply is not None:
-            apply()  # state first: listeners and signals see it already changed
-        if here:
-            request._handler(request, event)
-        else:
-            self._runtime.deliver(partial(request._handler, request, event))
-        request._publish()
+        try:
+            if apply is not None:
+                apply()  # state first: listeners and signals see it already changed
+            if here:
+                request._handler(request, event)
+            else:
+                self._runtime.deliver(partial(request._handler, request, event))
+        finally:  # awaiters wake even when a listener's KeyboardInterrupt goes on to the app
+            request._publish()
         return True
 
     def _deliver(
@@ -214,6 +220,7 @@ class Core:
     ) -> None:
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
         spawn = partial(self._spawn, event)
+        fatal = self._runtime.fatal
         if self.deliver == "frame":
             # The creating thread waits by running listeners: once this one has started, a
             # wait() or result() nested in it must not wait for it.
@@ -224,11 +231,13 @@ class Core:
                     outcome = listener(event)
                     if inspect.isawaitable(outcome):
                         spawn(outcome)
-                except Exception as exc:
-                    signals.report_error(self, event, exc, spawn, source="a listener")
+                except fatal:
+                    raise  # Ctrl-C or sys.exit() on the app's own thread: the app's to handle
+                except BaseException as exc:
+                    signals.report_error(self, event, exc, spawn, source="a listener", fatal=fatal)
             signal = spec.failure if event.is_error else spec.success
             if signal is not None:
-                signals.send(signal, self, event, spawn)
+                signals.send(signal, self, event, spawn, fatal=fatal)
         finally:
             self._mark_delivered(request)
 
@@ -255,15 +264,25 @@ class Core:
 
     def cancel(self, request: Request) -> bool:
         """Cancel ``request``: its listener gets 817. False if it had already finished."""
-        return self._cancel(request, "cancelled")
+        return self._cancel(self._own(request, "cancel()"), "cancelled")
 
     def _cancel(self, request: Request, why: str) -> bool:
         if not self._settle(request, _failure(request, Status.CANCELLED, why)):
             return False
         task = request._task
         if task is not None:
-            self._runtime.call(task.cancel)
+            self._runtime.post(task.cancel)  # refused once shut down: nothing runs by then
         return True
+
+    def _own(self, request: Request, what: str) -> Request:
+        if not isinstance(request, Request):
+            raise TypeError(f"{what} takes a Request, not {type(request).__name__}")
+        if request._core is not self:
+            raise ValueError(
+                f"{what}: this request belongs to another Core; use request.cancel() or "
+                "that Core's methods"
+            )
+        return request
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -284,6 +303,7 @@ class Core:
         if request is not None:
             if not isinstance(request, Request):
                 raise TypeError("wait() takes a Request or None first; pass timeout=... by name")
+            self._own(request, "wait()")
             try:
                 self._wait_request(request, timeout)
             except TimeoutError:
@@ -316,7 +336,7 @@ class Core:
 
     def _check_can_block(self, what: str) -> None:
         if self.deliver != "frame" and self._runtime.on_delivery_thread():
-            hint = "use `await request`" if self.deliver == "asyncio" else "do not block a listener"
+            hint = _ASYNCIO_HINT if self.deliver == "asyncio" else "do not block in a listener"
             raise RuntimeError(
                 f"{what} would block the thread that must deliver the event (deadlock); {hint}"
             )
@@ -340,16 +360,27 @@ class Core:
         self._close()
 
     def _close(self) -> None:
+        """Cancel what is pending, then shut the runtime down; a second close() (from any
+        thread) waits for the first. In frame mode the creating thread then runs the final
+        listeners; another thread says how many wait for it."""
+        self._finalizer.detach()
         with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            pending = list(self._pending)
+            first, self._closed = not self._closed, True
+            pending = list(self._pending) if first else []
         for request in pending:
             self._cancel(request, "cancelled: the core was closed")
-        self._runtime.stop(self._transport.close)
-        if self.deliver == "frame" and self._runtime.on_delivery_thread():
-            self._runtime.process_events()
+        self._runtime.stop()
+        if self.deliver != "frame":
+            return
+        if self._runtime.on_delivery_thread():
+            # Every call is settled by now, so this ends as soon as their listeners have run.
+            self._runtime.pump_until(lambda: not self._pending, timeout=5)
+        elif first and self._runtime.undelivered():
+            log.warning(
+                "close() from another thread: %d listener(s) have not run; they run when the "
+                "thread that made the Core calls process_events(), wait() or close()",
+                self._runtime.undelivered(),
+            )
 
     async def aclose(self) -> None:
         """`close`, then wait for the connection to be closed (asyncio mode)."""
@@ -368,6 +399,12 @@ class Core:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+
+_ASYNCIO_HINT = (
+    "use `await request`; or, if this is synchronous code that happens to run inside an event "
+    'loop (sync Playwright, some GUI toolkits), make the Core with init(..., deliver="frame") '
+    '(listeners run in process_events()) or deliver="thread"'
+)
 
 _ASYNC_IN_FRAME_MODE = (
     "async listeners and receivers need deliver='asyncio' or 'thread'; in frame mode "

@@ -1,14 +1,20 @@
-"""Where a `Core` runs its I/O and where it runs listeners (DESIGN.md §2, "Delivery").
+"""Where a `Core` runs its I/O and its listeners, and how all of it ends (DESIGN.md §2).
 
 - ``asyncio``: both on the app's running loop.
 - ``frame``: I/O on a daemon thread with its own loop; listeners queued for the thread that made
   the `Core`, which runs them in ``process_events()`` / ``wait()`` / ``request.result()``.
 - ``thread``: I/O and listeners on the daemon I/O thread.
+
+Work reaches the I/O loop only through `Runtime.post`, under one lock; the shutdown takes the
+same lock to stop accepting work, on the loop itself, and then lets everything posted before
+run. So nothing is ever posted to a loop that has ended, and nothing posted is lost: a call
+refused is settled by the caller (817), and a listener refused runs where the caller is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import queue
 import threading
@@ -23,24 +29,57 @@ log = logging.getLogger("corelogin")
 Mode = Literal["asyncio", "frame", "thread"]
 MODES: tuple[Mode, ...] = ("asyncio", "frame", "thread")
 
+# A BaseException a listener raises on the app's own thread that goes on to the app instead of
+# being reported: Ctrl-C and sys.exit() must still work from a game's frame loop.
+FATAL: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
+
 
 class Runtime:
-    """The loop, threads and queue behind one `Core`."""
+    """The loop, thread and queue behind one `Core`.
 
-    def __init__(self, mode: Mode, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        if mode == "asyncio" and loop is None:
-            raise ValueError("asyncio delivery needs a running loop")
+    ``final`` is awaited on the I/O loop at shutdown (closing the HTTP session); ``abandon``
+    is its synchronous stand-in for when no loop is left to await it on.
+    """
+
+    stale_after = 5.0  # frame mode: warn once when a listener has waited this long to run
+    grace = 2.0  # seconds async listeners get to finish at shutdown
+
+    def __init__(
+        self,
+        mode: Mode,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        final: Callable[[], Coroutine[Any, Any, None]],
+        abandon: Callable[[], None],
+    ) -> None:
+        if (mode == "asyncio") != (loop is not None):
+            raise ValueError("asyncio delivery runs on the app's loop; the others on their own")
         self.mode = mode
+        # Listener exceptions that go on to the app: none on the Core's own I/O thread.
+        self.fatal: tuple[type[BaseException], ...] = () if mode == "thread" else FATAL
         self._loop = loop
+        self._final = final
+        self._abandon = abandon
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._stopped = False
-        self._io_tasks: set[asyncio.Future[Any]] = set()  # the calls: cancelled at close
-        self._app_tasks: set[asyncio.Future[Any]] = set()  # async listeners: awaited at close
+        self._accepting = True  # guarded by _lock; turned off on the loop when shutdown starts
+        self._stopping = False  # stop() was called (or the app's loop ended)
+        self._stopped = threading.Event()  # the shutdown is over
+        self._io_tasks: set[asyncio.Future[Any]] = set()  # the calls: cancelled at shutdown
+        self._app_tasks: set[asyncio.Future[Any]] = set()  # async listeners: given `grace`
         self._closing: asyncio.Future[None] | None = None
+        # frame mode: the queue of listeners, and how many were queued / taken from it
         self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._queued = itertools.count(1)
+        self._last_queued = 0
+        self._taken = 0
+        self._watching = False
+        self._warned = False
         # asyncio and frame: the creating thread; thread: the I/O thread, once it runs.
         self._delivery_ident: int | None = None if mode == "thread" else threading.get_ident()
+        self._watcher: asyncio.Future[None] | None = None
+        if loop is not None:
+            self._watcher = loop.create_task(self._watch_app_loop())
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -55,21 +94,17 @@ class Runtime:
         except RuntimeError:
             return False
 
-    def _io_loop(self) -> asyncio.AbstractEventLoop:
-        """The loop I/O runs on; the I/O thread is started on first use."""
-        with self._lock:
-            if self._loop is None:
-                if self._stopped:
-                    raise RuntimeError("the core is closed")
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._run_io, args=(loop, ready), name="corelogin-io", daemon=True
-                )
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
-            return self._loop
+    def _start_io(self) -> asyncio.AbstractEventLoop:
+        """Start the I/O thread and its loop (frame and thread modes; caller holds the lock)."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run_io, args=(loop, ready), name="corelogin-io", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        self._loop = loop
+        return loop
 
     def _run_io(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)
@@ -77,7 +112,7 @@ class Runtime:
             self._delivery_ident = threading.get_ident()
         loop.call_soon(ready.set)
         try:
-            loop.run_forever()
+            loop.run_forever()  # until the shutdown stops it; it accepts nothing new by then
             leftovers = asyncio.all_tasks(loop)
             for task in leftovers:
                 task.cancel()
@@ -85,30 +120,69 @@ class Runtime:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
+            self._stopped.set()
 
-    def call(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` on the I/O loop soon; safe from any thread."""
-        loop = self._io_loop()
-        if self.on_io_thread():
-            loop.call_soon(fn, *args)
-        else:
-            loop.call_soon_threadsafe(fn, *args)
+    # -- posting work to the I/O loop ------------------------------------------------------
 
-    def start(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Run ``coro`` as a task on the I/O loop, keeping a reference until it ends."""
-        if self.on_io_thread():
+    def post(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the I/O loop soon, from any thread; False once it accepts
+        no more work (shut down, or the app's loop has ended). Starts the I/O thread."""
+        with self._lock:
+            if not self._accepting:
+                return False
+            loop = self._loop if self._loop is not None else self._start_io()
+            return self._schedule(loop, fn, args)
+
+    def _schedule(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., object], args: Any
+    ) -> bool:
+        try:
+            if self.on_io_thread():
+                loop.call_soon(fn, *args)
+            else:
+                loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the app's loop was closed under us
+            return False
+        return True
+
+    def start(self, coro: Coroutine[Any, Any, Any]) -> bool:
+        """Run a call's coroutine as a task on the I/O loop; False if it accepts no more work
+        (the caller then closes ``coro`` and settles the call itself)."""
+        if self.on_io_thread():  # the loop is where `_accepting` changes: no race here
+            if not self._accepting:
+                return False
             self._track(coro, self._io_tasks)
-        else:
-            self.call(self._track, coro, self._io_tasks)
+            return True
+        return self.post(self._track, coro, self._io_tasks)
 
     def spawn(self, awaitable: Awaitable[Any], on_error: Callable[[BaseException], None]) -> None:
         """Run an app coroutine (an async listener or receiver) on the I/O loop."""
+        coro = self._guard(awaitable, on_error)
+        if self.on_io_thread():  # tracked at once, so that a shutdown starting now waits for it
+            self._track(coro, self._app_tasks)
+        elif not self.post(self._track, coro, self._app_tasks) and not self._on_running_app_loop(
+            self._track, coro, self._app_tasks
+        ):
+            coro.close()
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()
+            on_error(RuntimeError("the core is closed: no event loop is left to run it on"))
 
-        def done(task: asyncio.Future[Any]) -> None:
-            if not task.cancelled() and task.exception() is not None:
-                on_error(task.exception())  # type: ignore[arg-type]
-
-        self.call(lambda: self._track(awaitable, self._app_tasks).add_done_callback(done))
+    async def _guard(
+        self, awaitable: Awaitable[Any], on_error: Callable[[BaseException], None]
+    ) -> None:
+        """Report what an app coroutine raises, so that nothing escapes into the I/O loop."""
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # cancelled from outside (the shutdown's grace ran out)
+            on_error(asyncio.CancelledError())  # raised by the app's own code
+        except self.fatal:
+            raise
+        except BaseException as exc:
+            on_error(exc)
 
     @staticmethod
     def _track(awaitable: Awaitable[Any], tasks: set[asyncio.Future[Any]]) -> asyncio.Future[Any]:
@@ -117,93 +191,215 @@ class Runtime:
         task.add_done_callback(tasks.discard)
         return task
 
+    def _on_running_app_loop(self, fn: Callable[..., object], *args: Any) -> bool:
+        """asyncio mode, once the Core is closed: the app's loop still runs listeners while it
+        runs at all (a closed Core does not take the app's loop with it)."""
+        loop = self._loop
+        if self.mode != "asyncio" or loop is None or not loop.is_running():
+            return False
+        return self._schedule(loop, fn, args)
+
     # -- listeners -------------------------------------------------------------------------
 
     def deliver(self, fn: Callable[[], None]) -> None:
-        """Arrange for ``fn`` to run where this mode runs listeners."""
+        """Arrange for ``fn`` to run where this mode runs listeners; never raises, never drops.
+
+        When no loop is left to run it on (the Core was closed, or its loop has ended), it runs
+        right here, on the caller's thread, before this returns.
+        """
         if self.mode == "frame":
-            self._queue.put(fn)
-        elif self.mode == "thread" and self._stopped:
-            fn()  # a call made after close(): there is no I/O thread left to run it on
-        else:
-            self.call(fn)
+            self._enqueue(fn)
+        elif not self.post(fn) and not self._on_running_app_loop(fn):
+            fn()
+
+    def _enqueue(self, fn: Callable[[], None]) -> None:
+        serial = next(self._queued)
+        self._last_queued = serial
+        self._queue.put(fn)
+        if not self._watching and not self._warned:
+            self._watching = True
+            if not self.post(self._arm_watch, serial):
+                self._watching = False
+
+    def _arm_watch(self, serial: int) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.stale_after, self._check_stale, serial)
+
+    def _check_stale(self, serial: int) -> None:
+        """On the I/O loop, ``stale_after`` s after listener number ``serial`` was queued."""
+        if self._taken < serial:
+            self._warned = True
+            log.warning(
+                "%d corelogin listener(s) have waited %g s to run: in frame mode listeners run "
+                "only when the thread that made the Core calls core.process_events() (once a "
+                "frame), core.wait() or request.result()",
+                self._last_queued - self._taken,
+                self.stale_after,
+            )
+        elif self._last_queued > self._taken:  # newer ones are waiting: watch the newest
+            self._arm_watch(self._last_queued)
+            return
+        self._watching = False
+
+    def undelivered(self) -> int:
+        """Frame mode: listeners queued and not yet run."""
+        return self._queue.qsize()
 
     def process_events(self) -> int:
         """Run the listeners queued so far (frame mode); returns how many ran."""
         ran = 0
         for _ in range(self._queue.qsize()):
-            try:
-                fn = self._queue.get_nowait()
-            except queue.Empty:
+            if not self._run_next():
                 break
-            fn()
             ran += 1
         return ran
 
     def pump_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Run queued listeners as they arrive until ``done()``, or the timeout passes."""
+        """Run queued listeners as they arrive until ``done()``, or the timeout passes.
+
+        What is queued already runs even with a timeout of 0: zero means "do not wait",
+        not "do not deliver".
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not done():
+            if self._run_next():
+                continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            try:
-                fn = self._queue.get(timeout=remaining)
-            except queue.Empty:
+            if not self._run_next(remaining):
                 return done()
-            fn()
+        return True
+
+    def _run_next(self, wait: float | None = 0) -> bool:
+        """Run the next queued listener, waiting up to ``wait`` s for one (None: for ever)."""
+        try:
+            fn = self._queue.get_nowait() if wait == 0 else self._queue.get(timeout=wait)
+        except queue.Empty:
+            return False
+        self._taken += 1
+        fn()
         return True
 
     # -- shutdown --------------------------------------------------------------------------
 
-    def stop(self, final: Callable[[], Coroutine[Any, Any, None]], timeout: float = 5) -> None:
-        """Cancel what still runs, await ``final()`` on the I/O loop, then end the I/O thread.
+    def stop(self, *, wait: bool = True, timeout: float = 5) -> None:
+        """Refuse new work, cancel the calls, let listeners and async listeners finish, await
+        ``final``, then end the I/O thread. Idempotent: a later caller waits for the first.
 
-        In asyncio mode the loop belongs to the app: ``final`` is scheduled there instead (await
-        `finished` to wait for it).
+        ``wait=False`` only starts it. It never waits on the loop it would wait for (a listener
+        on the I/O thread, or asyncio code on the app's loop: await `finished` there).
         """
         with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
+            first, self._stopping = not self._stopping, True
             loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        coro = self._shutdown(final)
-        if self.mode == "asyncio":
-            if self.on_io_thread():
-                self._closing = asyncio.ensure_future(coro)
-            else:
-                asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
-            return
-        if self.on_io_thread():  # close() from a listener on the I/O thread: cannot wait here
-            loop.create_task(coro).add_done_callback(lambda _: loop.stop())
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
-        except Exception:
-            log.warning("the corelogin I/O loop did not shut down cleanly", exc_info=True)
-        loop.call_soon_threadsafe(loop.stop)
-        if self._thread is not None:
-            self._thread.join(timeout)
+            if loop is None:  # nothing was ever started
+                self._accepting = False
+                self._stopped.set()
+                return
+        if first and self.mode == "asyncio":
+            self._stop_app_loop(loop, wait, timeout)
+        elif first:
+            self._schedule(loop, self._begin_shutdown, ())
+        if wait and not self.on_io_thread() and not self._stopped.wait(timeout):
+            log.warning("the corelogin I/O loop did not shut down within %g s", timeout)
 
-    async def _shutdown(
-        self, final: Callable[[], Coroutine[Any, Any, None]], grace: float = 2.0
-    ) -> None:
-        """Cancel the calls, give async listeners ``grace`` seconds to finish, then ``final``."""
+    def _begin_shutdown(self) -> None:
+        self._closing = asyncio.ensure_future(self._shutdown())
+
+    def _stop_app_loop(self, loop: asyncio.AbstractEventLoop, wait: bool, timeout: float) -> None:
+        """asyncio mode: the shutdown runs on the app's loop, wherever that loop is."""
+        if self.on_io_thread():
+            self._begin_shutdown()  # awaited by aclose() through `finished`
+        elif loop.is_running():
+            try:
+                done = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            except RuntimeError:  # closed under us
+                self._give_up()
+            else:
+                if wait:
+                    try:
+                        done.result(timeout)
+                    except Exception:
+                        log.warning("the corelogin shutdown did not finish on the app's loop")
+        elif not loop.is_closed():
+            try:  # the app's loop is idle: run the shutdown on it, here
+                loop.run_until_complete(self._shutdown())
+            except RuntimeError:  # another loop runs on this thread, or it started elsewhere
+                self._give_up()
+        else:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """No loop is left to shut down on: drop the session without one."""
+        with self._lock:
+            self._accepting = False
+        self._abandon()
+        self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        with self._lock:
+            self._accepting = False
+        await asyncio.sleep(0)  # what was posted before has run when this resumes
         calls = list(self._io_tasks)
         for task in calls:
             task.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
-        if self._app_tasks:
-            _, late = await asyncio.wait(list(self._app_tasks), timeout=grace)
-            for task in late:
-                log.warning("an async listener was still running at close(): cancelled")
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        await final()
+        await self._let_app_tasks_finish()
+        try:
+            await self._final()
+        except Exception:
+            log.warning("closing the HTTP session failed", exc_info=True)
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
+        if self.mode == "asyncio":
+            self._stopped.set()
+        else:
+            asyncio.get_running_loop().stop()
+
+    async def _let_app_tasks_finish(self) -> None:
+        """Give async listeners `grace` seconds, then cancel them with a warning."""
+        deadline = time.monotonic() + self.grace
+        while self._app_tasks:  # listeners that end may start more
+            remaining = deadline - time.monotonic()
+            _, late = await asyncio.wait(list(self._app_tasks), timeout=max(remaining, 0))
+            if late and remaining <= 0:
+                for task in late:
+                    log.warning("an async listener was still running at close(): cancelled")
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+
+    async def _watch_app_loop(self) -> None:
+        """asyncio mode: a task that lives as long as the Core, so that when the app's loop
+        ends without ``aclose()`` (``asyncio.run`` cancels every task) the session is closed
+        on that loop while it still can be, and later calls get 817 without it."""
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            with self._lock:
+                stopping, self._stopping = self._stopping, True
+            if not stopping:
+                with self._lock:
+                    self._accepting = False
+                try:
+                    await self._final()
+                finally:
+                    self._stopped.set()
+            raise
 
     async def finished(self) -> None:
-        """Wait for an asyncio-mode shutdown started by `stop`."""
+        """Wait for a shutdown that `stop` started on the app's loop."""
         if self._closing is not None:
             await self._closing
+
+    def dispose(self) -> None:
+        """Shut down a `Core` that nobody closed: it was garbage-collected, or the program is
+        exiting. Quiet, and it never waits on the loop it would wait for."""
+        left = self.undelivered()
+        if left:
+            log.warning(
+                "%d corelogin listener(s) never ran: the Core was dropped without "
+                "process_events() or close() on the thread that made it",
+                left,
+            )
+        self.stop(wait=True, timeout=2)

@@ -64,24 +64,38 @@ def send(
     sender: Any,
     event: Event,
     spawn: Callable[[Any], None],
+    *,
+    fatal: tuple[type[BaseException], ...] = (),
     **extra: Any,
 ) -> None:
-    """Call each receiver in isolation; awaitables a receiver returns are handed to ``spawn``."""
+    """Call each receiver in isolation; awaitables a receiver returns are handed to ``spawn``.
+
+    Whatever a receiver raises is reported, except the ``fatal`` kinds, which go on to the app.
+    """
     for receiver in list(signal.receivers_for(sender)):
         try:
             outcome = receiver(sender, event=event, **extra)
             if inspect.isawaitable(outcome):
                 spawn(outcome)
-        except Exception as exc:
+        except fatal:
+            raise
+        except BaseException as exc:
             if signal is listener_error:  # never recurse on a failing listener_error receiver
                 log.error("a receiver of listener_error raised", exc_info=exc)
             else:
-                report_error(sender, event, exc, spawn, source=f"a receiver of {signal.name}")
+                source = f"a receiver of {signal.name}"
+                report_error(sender, event, exc, spawn, source=source, fatal=fatal)
 
 
 def report_error(
-    sender: Any, event: Event, exc: BaseException, spawn: Callable[[Any], None], *, source: str
+    sender: Any,
+    event: Event,
+    exc: BaseException,
+    spawn: Callable[[Any], None],
+    *,
+    source: str,
+    fatal: tuple[type[BaseException], ...] = (),
 ) -> None:
     """Log an exception raised by app code and send it on `listener_error`."""
     log.error("%s raised on a %r event", source, event.name, exc_info=exc)
-    send(listener_error, sender, event, spawn, exception=exc)
+    send(listener_error, sender, event, spawn, fatal=fatal, exception=exc)

@@ -74,6 +74,19 @@ class Transport:
             session, self._session = self._session, None
             await session.close()
 
+    def abandon(self) -> None:
+        """Drop the session when its loop has ended and `close` can no longer be awaited:
+        the session is marked closed and its pooled connections are let go, without warnings."""
+        if self._session is None:
+            return
+        session, self._session = self._session, None
+        connector = session.connector
+        session.detach()
+        if connector is not None:
+            # The synchronous part of aiohttp's connector close; with the loop gone it only
+            # marks the connector closed and forgets its connections.
+            connector._close()
+
 
 def decode(http_status: int, raw: bytes) -> dict[str, Any]:
     """Check a response against the envelope of DESIGN.md §3."""
