@@ -335,7 +335,7 @@ class Core:
         return request._event
 
     def _check_can_block(self, what: str) -> None:
-        if self.deliver != "frame" and self._runtime.on_delivery_thread():
+        if self.deliver != "frame" and self._runtime.on_io_thread():
             hint = _ASYNCIO_HINT if self.deliver == "asyncio" else "do not block in a listener"
             raise RuntimeError(
                 f"{what} would block the thread that must deliver the event (deadlock); {hint}"

@@ -1,0 +1,786 @@
+"""Delivery rules at the edges: closing races, other threads and loops, BaseExceptions in
+listeners, dropped Cores, and the warnings that point at misuse (docs/delivery.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import corelogin
+from corelogin import signals
+from corelogin.server import ServerThread
+from corelogin.wire import Status
+from tests.helpers import APP_KEY, PASSWORD
+from tests.netfaults import FaultServer, free_port
+
+pytestmark = pytest.mark.timeout(30)
+
+IO_THREAD = "corelogin-io"
+ROOT = Path(__file__).resolve().parent.parent
+LOGIN = {"username": "Donna", "password": PASSWORD}
+UNDECIDABLE: dict[str, Any] = {}  # no username, no password: 804 at once, no network
+
+
+class Listener:
+    """Records every Event it gets and the thread it ran on; safe from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[corelogin.Event] = []
+        self.threads: list[int] = []
+
+    def __call__(self, event: corelogin.Event) -> None:
+        with self._lock:
+            self.events.append(event)
+            self.threads.append(threading.get_ident())
+
+    @property
+    def statuses(self) -> list[int | None]:
+        return [event.status for event in self.events]
+
+
+def io_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == IO_THREAD and t.is_alive()}
+
+
+def collect_garbage(caught: list[warnings.WarningMessage]) -> None:
+    """gc.collect(), after dropping what recorded warnings hold on to (an unawaited coroutine
+    recorded as a warning's source keeps its frame, and so maybe a session, alive)."""
+    for _ in range(3):
+        for warning in caught:
+            warning.source = None
+        gc.collect()
+
+
+def unclosed_messages(
+    caught: list[warnings.WarningMessage], caplog: pytest.LogCaptureFixture
+) -> list[str]:
+    """What the warnings and the 'asyncio' logger said about resources left open."""
+    found = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, ResourceWarning) or "nclosed" in str(w.message)
+    ]
+    found += [
+        f"log {r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if "nclosed" in r.getMessage() or "destroyed but it is pending" in r.getMessage()
+    ]
+    return found
+
+
+@pytest.fixture
+def silent_server() -> Iterator[FaultServer]:
+    """A real TCP server that reads requests and never answers."""
+    with FaultServer("hang") as fault:
+        yield fault
+
+
+@pytest.fixture
+def nowhere() -> str:
+    """A URL where nothing listens: for calls decided without the network."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def user_url(server_thread: ServerThread) -> str:
+    """A real server on its own thread, with the user Donna / PASSWORD."""
+    with corelogin.init(server_thread.url, APP_KEY) as core:
+        event = core.users.create(LOGIN).result(10)
+    assert event.error is None, event
+    return server_thread.url
+
+
+@pytest.fixture
+def tiny_switch_interval() -> Iterator[None]:
+    """Switch threads as often as CPython allows, to widen races."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+# -- 1. thread mode: calls from 16 threads racing close() ----------------------------------
+
+
+def race_thread_mode_close(
+    url: str, threads_n: int
+) -> tuple[corelogin.Core, list[tuple[corelogin.Request, Listener]], list[BaseException]]:
+    """``threads_n`` threads call login() through a new thread-mode Core (whose I/O thread the
+    first of those calls starts) while this thread closes it, and a few times more after that;
+    returns the Core, the calls made and what login() raised."""
+    core = corelogin.init(url, APP_KEY, deliver="thread")
+    lock = threading.Lock()
+    made: list[tuple[corelogin.Request, Listener]] = []
+    raised: list[BaseException] = []
+    go = threading.Barrier(threads_n + 1, timeout=20)
+    called = threading.Event()  # a first call was made
+    closed = threading.Event()
+
+    def worker() -> None:
+        go.wait()
+        after_close = 0
+        for _ in range(2000):
+            listener = Listener()
+            try:
+                request = core.users.login(UNDECIDABLE, listener)
+            except BaseException as exc:
+                with lock:
+                    raised.append(exc)
+            else:
+                with lock:
+                    made.append((request, listener))
+            called.set()
+            if closed.is_set():
+                after_close += 1
+                if after_close >= 5:
+                    return
+
+    workers = [threading.Thread(target=worker) for _ in range(threads_n)]
+    for thread in workers:
+        thread.start()
+    go.wait()
+    try:
+        assert called.wait(10)
+        core.close()  # while the I/O thread those calls started is busy delivering
+    finally:
+        closed.set()
+        for thread in workers:
+            thread.join(20)
+    assert not any(thread.is_alive() for thread in workers)
+    return core, made, raised
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("tiny_switch_interval")
+def test_thread_mode_calls_racing_close_never_raise_and_each_listener_runs_once(
+    nowhere: str,
+) -> None:
+    for iteration in range(60):
+        core, made, raised = race_thread_mode_close(nowhere, threads_n=16)
+
+        assert raised == [], f"iteration {iteration}: login() raised {raised[:3]!r}"
+        assert core.wait(timeout=5) is True, f"iteration {iteration}: a listener never ran"
+        for request, listener in made:
+            assert len(listener.events) == 1, f"iteration {iteration}: {listener.statuses}"
+            assert request.result(timeout=5) is listener.events[0]
+            assert listener.events[0].status in (Status.MISSING, Status.CANCELLED)
+
+
+# -- 2. frame mode: close() on the creating thread after another thread closed ---------------
+
+
+def test_close_on_creating_thread_delivers_after_another_thread_closed(
+    silent_server: FaultServer,
+) -> None:
+    main = threading.get_ident()
+    listeners = [Listener() for _ in range(5)]
+    core = corelogin.init(silent_server.url, APP_KEY)
+    try:
+        requests = [core.users.login(LOGIN, listener) for listener in listeners]
+        assert silent_server.wait_received(lambda r: len(r) == 5, 10), "5 calls in flight"
+        closer = threading.Thread(target=core.close)
+        closer.start()
+        closer.join(20)
+        assert not closer.is_alive()
+
+        core.close()  # on the creating thread: the last listeners run before it returns
+
+        assert [listener.statuses for listener in listeners] == [[Status.CANCELLED]] * 5
+        assert all(listener.threads == [main] for listener in listeners)
+        assert all(request.done() for request in requests)
+    finally:
+        core.process_events()
+
+
+# -- 3. asyncio mode: aclose() lets an async listener of a decided call finish ---------------
+
+
+async def test_aclose_waits_for_the_async_listener_of_a_call_decided_at_once(
+    core: corelogin.Core,
+) -> None:
+    finished: list[corelogin.Event] = []
+
+    async def listener(event: corelogin.Event) -> None:
+        await asyncio.sleep(0)
+        finished.append(event)
+
+    request = core.users.login(UNDECIDABLE, listener)
+    await core.aclose()
+
+    assert len(finished) == 1, "the async listener has run to completion when aclose() returns"
+    assert finished[0].status == Status.MISSING
+    assert finished[0] is await asyncio.wait_for(request, 5)
+
+
+async def test_aclose_waits_for_the_async_listener_with_a_core_made_in_the_test(
+    nowhere: str,
+) -> None:
+    core = corelogin.init(nowhere, APP_KEY)
+    assert core.deliver == "asyncio"
+    finished: list[corelogin.Event] = []
+
+    async def listener(event: corelogin.Event) -> None:
+        await asyncio.sleep(0)
+        finished.append(event)
+
+    core.users.login(UNDECIDABLE, listener)
+    await core.aclose()
+
+    assert [event.status for event in finished] == [Status.MISSING]
+
+
+# -- 4. asyncio mode: a call after the Core's loop has ended ----------------------------------
+
+
+def test_call_after_aclose_and_the_loop_ended_gives_817_before_returning(
+    server_thread: ServerThread,
+) -> None:
+    async def make_and_aclose() -> corelogin.Core:
+        core = corelogin.init(server_thread.url, APP_KEY)
+        assert core.deliver == "asyncio"
+        event = await core.users.login(LOGIN)  # a real call: Donna does not exist here
+        assert event.status == Status.INVALID_CREDENTIALS, event
+        await core.aclose()
+        return core
+
+    core = asyncio.run(make_and_aclose())
+    listener = Listener()
+
+    request = core.users.login(LOGIN, listener)  # must not raise
+
+    assert listener.statuses == [Status.CANCELLED], "called before login() returned"
+    assert listener.threads == [threading.get_ident()]
+    assert request.done()
+    assert request.result(timeout=1) is listener.events[0]
+
+
+def test_call_after_the_loop_of_an_unclosed_core_ended_gives_817(
+    server_thread: ServerThread,
+) -> None:
+    async def make() -> corelogin.Core:
+        return corelogin.init(server_thread.url, APP_KEY)
+
+    core = asyncio.run(make())
+    assert core.deliver == "asyncio"
+    listener = Listener()
+
+    request = core.users.login(LOGIN, listener)  # must not raise
+
+    assert listener.statuses == [Status.CANCELLED], "called before login() returned"
+    assert request.done()
+
+
+# -- 5. asyncio mode: sync close() of a Core whose loop no longer runs ------------------------
+
+
+@pytest.mark.timeout(30)
+def test_sync_close_after_run_until_complete_is_quick_and_closes_the_session(
+    server_thread: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+
+    async def make() -> corelogin.Core:
+        core = corelogin.init(server_thread.url, APP_KEY)
+        assert core.deliver == "asyncio"
+        created = await core.users.create(LOGIN)
+        assert created.error is None, created
+        event = await core.users.login(LOGIN)
+        assert event.error is None, event
+        return core
+
+    problems: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            core = loop.run_until_complete(make())
+            started = time.monotonic()
+            try:
+                core.close()
+            except Exception as exc:
+                problems.append(f"close() raised {exc!r}")
+            elapsed = time.monotonic() - started
+            if elapsed >= 2:
+                problems.append(f"close() took {elapsed:.1f} s")
+            if not core.closed:
+                problems.append("core.closed is False")
+            del core
+            collect_garbage(caught)
+            loop.close()
+            collect_garbage(caught)
+    finally:
+        if not loop.is_closed():
+            loop.close()
+    problems += [
+        f"{w.category.__name__}: {w.message}" for w in caught if "never awaited" in str(w.message)
+    ]
+    problems += unclosed_messages(caught, caplog)
+    assert problems == []
+
+
+# -- 6. BaseException raised by listeners ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [(UNDECIDABLE, Status.MISSING), (LOGIN, Status.INVALID_CREDENTIALS)],
+    ids=["decided_at_once", "over_the_network"],
+)
+async def test_listener_raising_cancelled_error_is_reported_and_the_call_completes(
+    core: corelogin.Core, params: dict[str, Any], status: int
+) -> None:
+    reported: list[tuple[Any, corelogin.Event, BaseException]] = []
+
+    def receiver(sender: Any, event: corelogin.Event, exception: BaseException) -> None:
+        reported.append((sender, event, exception))
+
+    def listener(event: corelogin.Event) -> None:
+        raise asyncio.CancelledError()
+
+    disconnect = signals.subscribe(signals.listener_error, receiver, sender=core)
+    try:
+        request = core.users.login(params, listener)
+        event = await asyncio.wait_for(request, 5)
+    finally:
+        disconnect()
+
+    assert event.status == status
+    assert request.done()
+    assert len(reported) == 1, "the CancelledError is reported on listener_error"
+    sender, reported_event, exception = reported[0]
+    assert sender is core
+    assert reported_event is event
+    assert isinstance(exception, asyncio.CancelledError)
+
+
+@pytest.mark.timeout(20)
+def test_listener_calling_sys_exit_in_thread_mode_is_reported_and_the_core_goes_on(
+    nowhere: str,
+) -> None:
+    reported: list[BaseException] = []
+
+    def receiver(sender: Any, event: corelogin.Event, exception: BaseException) -> None:
+        reported.append(exception)
+
+    def exiting(event: corelogin.Event) -> None:
+        sys.exit()
+
+    core = corelogin.init(nowhere, APP_KEY, deliver="thread")
+    disconnect = signals.subscribe(signals.listener_error, receiver, sender=core)
+    try:
+        first = core.users.login(UNDECIDABLE, exiting).result(timeout=5)
+        assert first.status == Status.MISSING
+        assert len(reported) == 1
+        assert isinstance(reported[0], SystemExit)
+
+        later = Listener()
+        second = core.users.login(UNDECIDABLE, later).result(timeout=5)
+        assert second.status == Status.MISSING
+        assert later.events == [second]
+    finally:
+        disconnect()
+        core.close()
+
+
+@pytest.mark.parametrize("exception", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("via", ["process_events", "result"])
+def test_frame_mode_listener_base_exception_is_reraised_on_the_creating_thread(
+    nowhere: str, exception: type[BaseException], via: str
+) -> None:
+    main = threading.get_ident()
+    ran: list[tuple[corelogin.Event, int]] = []
+
+    def raising(event: corelogin.Event) -> None:
+        ran.append((event, threading.get_ident()))
+        raise exception()
+
+    core = corelogin.init(nowhere, APP_KEY)
+    try:
+        request = core.users.login(UNDECIDABLE, raising)
+        others = [Listener() for _ in range(2)]
+        for listener in others:
+            core.users.login(UNDECIDABLE, listener)
+
+        run: Callable[[], object] = (
+            core.process_events if via == "process_events" else partial(request.result, 5)
+        )
+        with pytest.raises(exception):
+            run()
+
+        assert len(ran) == 1
+        assert ran[0][1] == main
+        assert request.done()
+        core.process_events()  # the other listeners still run
+        assert all(listener.statuses == [Status.MISSING] for listener in others)
+        assert all(listener.threads == [main] for listener in others)
+        assert request.result(timeout=1) is ran[0][0]  # not run again, nothing re-raised
+        assert core.wait(timeout=1) is True
+        assert len(ran) == 1
+
+        later = Listener()
+        assert core.users.login(UNDECIDABLE, later).result(timeout=5).status == Status.MISSING
+        assert later.statuses == [Status.MISSING]
+    finally:
+        core.close()
+
+
+# -- 7. frame mode: a zero timeout still runs what is ready ----------------------------------
+
+
+def test_result_with_zero_timeout_returns_an_event_already_decided(nowhere: str) -> None:
+    listener = Listener()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        request = core.users.login(UNDECIDABLE, listener)
+        event = request.result(timeout=0)
+        assert event.status == Status.MISSING
+        assert listener.events == [event]
+
+
+def test_wait_with_zero_timeout_is_true_for_an_event_already_decided(nowhere: str) -> None:
+    listener = Listener()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        request = core.users.login(UNDECIDABLE, listener)
+        assert core.wait(request, timeout=0) is True
+        assert listener.statuses == [Status.MISSING]
+
+
+# -- 8. a Core refuses another Core's requests ------------------------------------------------
+
+
+def test_cancel_of_another_cores_request_is_refused_and_leaves_it_alone(
+    silent_server: FaultServer,
+) -> None:
+    main = threading.get_ident()
+    core_a = corelogin.init(silent_server.url, APP_KEY)
+    core_b = corelogin.init(silent_server.url, APP_KEY)
+    listener_b = Listener()
+    try:
+        request_b = core_b.users.login(LOGIN, listener_b)
+        assert silent_server.wait_received(lambda r: len(r) == 1, 10)
+
+        with pytest.raises(ValueError, match=r"(?i)another core"):
+            core_a.cancel(request_b)
+
+        core_a.process_events()
+        core_b.process_events()
+        assert listener_b.events == []
+        assert not request_b.done(), "still in flight"
+
+        core_b.close()
+        assert listener_b.statuses == [Status.CANCELLED]
+        assert listener_b.threads == [main]
+    finally:
+        core_a.close()
+        core_b.close()
+
+
+def test_wait_for_another_cores_request_is_refused(silent_server: FaultServer) -> None:
+    core_a = corelogin.init(silent_server.url, APP_KEY)
+    core_b = corelogin.init(silent_server.url, APP_KEY)
+    listener_b = Listener()
+    try:
+        request_b = core_b.users.login(LOGIN, listener_b)
+        assert silent_server.wait_received(lambda r: len(r) == 1, 10)
+
+        with pytest.raises(ValueError, match=r"(?i)another core"):
+            core_a.wait(request_b, timeout=1)
+
+        assert listener_b.events == []
+        assert not request_b.done()
+        core_b.close()
+        assert listener_b.statuses == [Status.CANCELLED]
+    finally:
+        core_a.close()
+        core_b.close()
+
+
+# -- 9. Cores dropped without close() ---------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_dropped_frame_cores_leave_no_io_thread_and_no_unclosed_session(
+    user_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    before = io_threads()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(10):
+            core = corelogin.init(user_url, APP_KEY)
+            event = core.users.login(LOGIN).result(10)
+            assert event.error is None, event
+            del core
+        deadline = time.monotonic() + 5
+        while True:
+            collect_garbage(caught)
+            leftover = io_threads() - before
+            if not leftover or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    problems = [f"{len(leftover)} {IO_THREAD} threads still alive"] if leftover else []
+    problems += unclosed_messages(caught, caplog)
+    assert problems == []
+
+
+SCRIPT_SERVER = """
+import asyncio
+import corelogin
+from corelogin.server import ServerConfig, ServerThread
+
+KEY = {key!r}
+LOGIN = {{"username": "Donna", "password": {password!r}}}
+config = ServerConfig(app_key=KEY, db={db!r}, port=0)
+"""
+
+SCRIPT_FRAME = """
+with ServerThread(config) as server:
+    core = corelogin.init(server.url, KEY)
+    assert core.deliver == "frame"
+    created = core.users.create(LOGIN).result(10)
+    assert created.error is None, created
+    event = core.users.login(LOGIN).result(10)
+    assert event.error is None, event
+# the Core outlives the server and is never closed
+print("done")
+"""
+
+SCRIPT_ASYNCIO = """
+async def main(url):
+    core = corelogin.init(url, KEY)
+    assert core.deliver == "asyncio"
+    created = await core.users.create(LOGIN)
+    assert created.error is None, created
+    event = await core.users.login(LOGIN)
+    assert event.error is None, event
+    # never aclose()d
+
+with ServerThread(config) as server:
+    asyncio.run(main(server.url))
+print("done")
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["frame", "asyncio"])
+def test_a_program_that_never_closes_its_core_exits_cleanly(tmp_path: Path, mode: str) -> None:
+    head = SCRIPT_SERVER.format(
+        key=APP_KEY, password=PASSWORD, db=f"sqlite:///{tmp_path / 'corelogin.sqlite3'}"
+    )
+    script = textwrap.dedent(head) + textwrap.dedent(
+        SCRIPT_FRAME if mode == "frame" else SCRIPT_ASYNCIO
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=45,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
+    assert done.stderr == ""
+
+
+# -- 10. blocking inside the running loop says how to block ----------------------------------
+
+
+async def test_result_inside_the_running_loop_suggests_frame_mode(nowhere: str) -> None:
+    core = corelogin.init(nowhere, APP_KEY)
+    try:
+        assert core.deliver == "asyncio"
+        request = core.users.login(UNDECIDABLE)
+        with pytest.raises(RuntimeError, match=r"deliver=.frame."):
+            request.result()
+        assert (await asyncio.wait_for(request, 5)).status == Status.MISSING
+    finally:
+        await core.aclose()
+
+
+# -- 11. warnings for listeners that frame mode never ran ------------------------------------
+
+
+def corelogin_warnings(
+    caplog: pytest.LogCaptureFixture, matches: Callable[[str], bool]
+) -> list[logging.LogRecord]:
+    return [
+        record
+        for record in list(caplog.records)
+        if record.name.startswith("corelogin")
+        and record.levelno == logging.WARNING
+        and matches(record.getMessage())
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_frame_mode_warns_once_when_process_events_is_never_called(
+    user_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="corelogin")
+
+    def about_process_events(message: str) -> bool:
+        return "process_events" in message
+
+    core = corelogin.init(user_url, APP_KEY)
+    try:
+        made = time.monotonic()
+        requests = [
+            core.users.login({"username": "Donna", "password": "not the password"}),
+            core.users.login(UNDECIDABLE),
+            core.users.login(UNDECIDABLE),
+        ]
+        deadline = made + 8
+        while not all(request.done() for request in requests) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(request.done() for request in requests), "three events are waiting"
+        found: list[logging.LogRecord] = []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = corelogin_warnings(caplog, about_process_events)
+        assert found, "a warning mentions process_events() within 8 s"
+        assert time.monotonic() - made >= 2.5, "not at once: after about 5 s"
+        time.sleep(1.5)
+        assert len(corelogin_warnings(caplog, about_process_events)) == 1, "only one warning"
+    finally:
+        core.process_events()
+        core.close()
+
+
+def test_close_from_another_thread_warns_how_many_listeners_never_ran(
+    nowhere: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="corelogin")
+
+    def says_three(message: str) -> bool:
+        return re.search(r"\b3\b", message) is not None
+
+    core = corelogin.init(nowhere, APP_KEY)
+    listeners = [Listener() for _ in range(3)]
+    try:
+        for listener in listeners:
+            core.users.login(UNDECIDABLE, listener)
+        closer = threading.Thread(target=core.close)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive()
+        assert all(listener.events == [] for listener in listeners)
+
+        deadline = time.monotonic() + 3
+        found = corelogin_warnings(caplog, says_three)
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = corelogin_warnings(caplog, says_three)
+        assert found, "close() from another thread says 3 listeners were never run"
+    finally:
+        core.process_events()
+
+
+# -- exactly once in asyncio mode, with closing racing the calls ------------------------------
+
+ASYNC_KINDS = ["invalid", "hang", "cancelled"]
+
+
+@pytest.fixture(scope="module")
+def hang_server() -> Iterator[FaultServer]:
+    with FaultServer("hang") as fault:
+        yield fault
+
+
+async def calls_then_close(
+    fault: FaultServer, kinds: list[str], close_from_thread: bool, split: int, before_close: str
+) -> None:
+    """Make the calls ``kinds`` (``split`` of them before closing starts), then close: with
+    ``await core.aclose()``, or with ``core.close()`` on another thread while the rest of the
+    calls are made, then ``await core.aclose()``. Every listener must have run exactly once."""
+    core = corelogin.init(fault.url, APP_KEY)
+    made: list[tuple[str, corelogin.Request, Listener]] = []
+    already_received = len(fault.received)
+
+    def call(kind: str) -> None:
+        listener = Listener()
+        params = UNDECIDABLE if kind == "invalid" else LOGIN
+        request = core.users.login(params, listener)
+        if kind == "cancelled":
+            request.cancel()
+        made.append((kind, request, listener))
+
+    try:
+        for kind in kinds[:split]:
+            call(kind)
+        if before_close == "yield":
+            for _ in range(3):
+                await asyncio.sleep(0)
+        elif before_close == "in_flight":  # the server holds every hang call made so far
+            hanging = already_received + sum(kind == "hang" for kind, _, _ in made)
+            received = await asyncio.to_thread(fault.wait_received, lambda r: len(r) >= hanging, 10)
+            assert received
+        if close_from_thread:
+            closer = threading.Thread(target=core.close)
+            closer.start()
+            for kind in kinds[split:]:  # racing the close
+                call(kind)
+                await asyncio.sleep(0)
+            await asyncio.to_thread(closer.join, 20)  # the loop keeps running meanwhile
+            assert not closer.is_alive()
+        else:
+            for kind in kinds[split:]:
+                call(kind)
+    finally:
+        await core.aclose()
+
+    for kind, request, listener in made:
+        event = await asyncio.wait_for(request, 5)
+        assert listener.events == [event], kind
+        if kind == "invalid":
+            assert event.status == Status.MISSING
+        else:
+            assert event.status == Status.CANCELLED, (kind, event)
+
+
+@pytest.mark.timeout(120)
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    kinds=st.lists(st.sampled_from(ASYNC_KINDS), min_size=1, max_size=8),
+    close_from_thread=st.booleans(),
+    split=st.integers(min_value=0, max_value=8),
+    before_close=st.sampled_from(["nothing", "yield", "in_flight"]),
+)
+def test_asyncio_mode_delivers_each_call_once_when_close_races_the_calls(
+    hang_server: FaultServer,
+    kinds: list[str],
+    close_from_thread: bool,
+    split: int,
+    before_close: str,
+) -> None:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        asyncio.run(calls_then_close(hang_server, kinds, close_from_thread, split, before_close))
+    finally:
+        sys.setswitchinterval(old)
