@@ -227,6 +227,8 @@ class Runtime:
 
     def _check_stale(self, serial: int) -> None:
         """On the I/O loop, ``stale_after`` s after listener number ``serial`` was queued."""
+        if self._warned:
+            return
         if self._taken < serial:
             self._warned = True
             log.warning(
@@ -338,24 +340,27 @@ class Runtime:
         self._stopped.set()
 
     async def _shutdown(self) -> None:
+        self._closing = asyncio.current_task()
         with self._lock:
             self._accepting = False
-        await asyncio.sleep(0)  # what was posted before has run when this resumes
-        calls = list(self._io_tasks)
-        for task in calls:
-            task.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
-        await self._let_app_tasks_finish()
         try:
-            await self._final()
-        except Exception:
-            log.warning("closing the HTTP session failed", exc_info=True)
-        if self._watcher is not None and not self._watcher.done():
-            self._watcher.cancel()
-        if self.mode == "asyncio":
-            self._stopped.set()
-        else:
-            asyncio.get_running_loop().stop()
+            await asyncio.sleep(0)  # what was posted before has run when this resumes
+            calls = list(self._io_tasks)
+            for task in calls:
+                task.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+            await self._let_app_tasks_finish()
+        finally:  # even when cancelled: asyncio.run cancels every task as its loop ends
+            try:
+                await self._final()
+            except Exception:
+                log.warning("closing the HTTP session failed", exc_info=True)
+            if self._watcher is not None:
+                self._watcher.cancel()
+            if self.mode == "asyncio":
+                self._stopped.set()
+            else:
+                asyncio.get_running_loop().stop()
 
     async def _let_app_tasks_finish(self) -> None:
         """Give async listeners `grace` seconds, then cancel them with a warning."""
@@ -388,9 +393,13 @@ class Runtime:
             raise
 
     async def finished(self) -> None:
-        """Wait for a shutdown that `stop` started on the app's loop."""
-        if self._closing is not None:
-            await self._closing
+        """On the app's loop: wait for the shutdown, whichever thread started it."""
+        while self._stopping and not self._stopped.is_set():
+            closing = self._closing
+            if closing is not None and not closing.done():
+                await asyncio.shield(closing)  # cancelling the wait leaves the shutdown be
+            else:  # posted from another thread, and not started yet
+                await asyncio.sleep(0.005)
 
     def dispose(self) -> None:
         """Shut down a `Core` that nobody closed: it was garbage-collected, or the program is
