@@ -467,8 +467,9 @@ def test_wait_with_zero_timeout_is_true_for_an_event_already_decided(nowhere: st
 # -- 8. a Core refuses another Core's requests ------------------------------------------------
 
 
-def test_cancel_of_another_cores_request_is_refused_and_leaves_it_alone(
-    silent_server: FaultServer,
+@pytest.mark.parametrize("method", ["cancel", "wait"])
+def test_another_cores_request_is_refused_and_left_alone(
+    silent_server: FaultServer, method: str
 ) -> None:
     main = threading.get_ident()
     core_a = corelogin.init(silent_server.url, APP_KEY)
@@ -478,8 +479,13 @@ def test_cancel_of_another_cores_request_is_refused_and_leaves_it_alone(
         request_b = core_b.users.login(LOGIN, listener_b)
         assert silent_server.wait_received(lambda r: len(r) == 1, 10)
 
+        use_of_a: Callable[[], object] = (
+            partial(core_a.cancel, request_b)
+            if method == "cancel"
+            else partial(core_a.wait, request_b, timeout=1)
+        )
         with pytest.raises(ValueError, match=r"(?i)another core"):
-            core_a.cancel(request_b)
+            use_of_a()
 
         core_a.process_events()
         core_b.process_events()
@@ -489,26 +495,6 @@ def test_cancel_of_another_cores_request_is_refused_and_leaves_it_alone(
         core_b.close()
         assert listener_b.statuses == [Status.CANCELLED]
         assert listener_b.threads == [main]
-    finally:
-        core_a.close()
-        core_b.close()
-
-
-def test_wait_for_another_cores_request_is_refused(silent_server: FaultServer) -> None:
-    core_a = corelogin.init(silent_server.url, APP_KEY)
-    core_b = corelogin.init(silent_server.url, APP_KEY)
-    listener_b = Listener()
-    try:
-        request_b = core_b.users.login(LOGIN, listener_b)
-        assert silent_server.wait_received(lambda r: len(r) == 1, 10)
-
-        with pytest.raises(ValueError, match=r"(?i)another core"):
-            core_a.wait(request_b, timeout=1)
-
-        assert listener_b.events == []
-        assert not request_b.done()
-        core_b.close()
-        assert listener_b.statuses == [Status.CANCELLED]
     finally:
         core_a.close()
         core_b.close()
