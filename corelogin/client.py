@@ -161,18 +161,18 @@ class Core:
         request._task = asyncio.current_task()
         if request._event is not None:  # cancelled before it started
             return
+        # The time limit settles the call (816) and cancels this task; a plain timer is cheaper
+        # than asyncio.timeout(), and the first outcome wins anyway.
+        expiry = asyncio.get_running_loop().call_later(limit, self._expire, request, limit)
         apply: Callable[[], None] | None = None
         try:
-            async with asyncio.timeout(limit):
-                payload = await self._transport.post(spec.path, body)
+            payload = await self._transport.post(spec.path, body)
             result = spec.parse(payload["result"])
             event = Event(spec.name, result=result, tt=request._elapsed_ms())
             if spec.opens_session:
                 apply = partial(self._open_session, result, payload.get("session"))
         except ApiError as exc:
             event = _failure(request, exc.status, exc.message)
-        except TimeoutError:
-            event = _failure(request, Status.TIMED_OUT, f"no answer within {limit:g} s")
         except ValueError as exc:
             event = _failure(request, Status.INVALID_RESULT, f"invalid result: {exc}")
         except asyncio.CancelledError:
@@ -181,6 +181,8 @@ class Core:
         except Exception as exc:
             log.exception("unexpected error in a %s call", spec.name)
             event = _failure(request, Status.SERVER_ERROR, f"unexpected client error: {exc!r}")
+        finally:
+            expiry.cancel()
         # On the I/O loop: where asyncio and thread modes run listeners, so run it right here.
         self._settle(request, event, apply, here=self.deliver != "frame")
 
@@ -266,13 +268,17 @@ class Core:
         """Cancel ``request``: its listener gets 817. False if it had already finished."""
         return self._cancel(self._own(request, "cancel()"), "cancelled")
 
-    def _cancel(self, request: Request, why: str) -> bool:
-        if not self._settle(request, _failure(request, Status.CANCELLED, why)):
+    def _cancel(self, request: Request, why: str, status: int = Status.CANCELLED) -> bool:
+        """Settle ``request`` with ``status`` unless it is settled already, and stop its task."""
+        if not self._settle(request, _failure(request, status, why)):
             return False
         task = request._task
         if task is not None:
             self._runtime.post(task.cancel)  # refused once shut down: nothing runs by then
         return True
+
+    def _expire(self, request: Request, limit: float) -> None:
+        self._cancel(request, f"no answer within {limit:g} s", Status.TIMED_OUT)
 
     def _own(self, request: Request, what: str) -> Request:
         if not isinstance(request, Request):

@@ -87,12 +87,8 @@ class Runtime:
         return threading.get_ident() == self._delivery_ident
 
     def on_io_thread(self) -> bool:
-        if self._loop is None:
-            return False
-        try:
-            return asyncio.get_running_loop() is self._loop
-        except RuntimeError:
-            return False
+        # asyncio's own non-raising form of get_running_loop(): this is on every call's path.
+        return self._loop is not None and asyncio._get_running_loop() is self._loop
 
     def _start_io(self) -> asyncio.AbstractEventLoop:
         """Start the I/O thread and its loop (frame and thread modes; caller holds the lock)."""
@@ -184,12 +180,12 @@ class Runtime:
         except BaseException as exc:
             on_error(exc)
 
-    @staticmethod
-    def _track(awaitable: Awaitable[Any], tasks: set[asyncio.Future[Any]]) -> asyncio.Future[Any]:
-        task = asyncio.ensure_future(awaitable)
+    def _track(self, coro: Coroutine[Any, Any, Any], tasks: set[asyncio.Future[Any]]) -> None:
+        """On the I/O loop: start ``coro``, holding the task in ``tasks`` until it ends."""
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-        return task
 
     def _on_running_app_loop(self, fn: Callable[..., object], *args: Any) -> bool:
         """asyncio mode, once the Core is closed: the app's loop still runs listeners while it

@@ -89,10 +89,7 @@ class Request:
         future: asyncio.Future[Event] = loop.create_future()
 
         def wake(event: Event) -> None:
-            try:
-                same_loop = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                same_loop = False
+            same_loop = asyncio._get_running_loop() is loop
             if same_loop and self._delivered:
                 _resolve(future, event)
             elif same_loop:  # after the listener, which is queued on this loop
@@ -106,7 +103,7 @@ class Request:
     # -- used by the Core ------------------------------------------------------------------
 
     def _elapsed_ms(self) -> float:
-        return round((time.monotonic() - self._started) * 1000, 3)
+        return round((time.monotonic() - self._started) * 1e6) / 1e3  # ms, to the microsecond
 
     def _claim(self, event: Event) -> bool:
         """Record ``event`` if no other outcome came first; True if this one won."""
