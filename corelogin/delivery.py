@@ -296,7 +296,7 @@ class Runtime:
                 self._stopped.set()
                 return
         if first and self.mode == "asyncio":
-            self._stop_app_loop(loop, wait, timeout)
+            self._stop_app_loop(loop)
         elif first:
             self._schedule(loop, self._begin_shutdown, ())
         if wait and not self.on_io_thread() and not self._stopped.wait(timeout):
@@ -305,27 +305,19 @@ class Runtime:
     def _begin_shutdown(self) -> None:
         self._closing = asyncio.ensure_future(self._shutdown())
 
-    def _stop_app_loop(self, loop: asyncio.AbstractEventLoop, wait: bool, timeout: float) -> None:
+    def _stop_app_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """asyncio mode: the shutdown runs on the app's loop, wherever that loop is."""
         if self.on_io_thread():
             self._begin_shutdown()  # awaited by aclose() through `finished`
-        elif loop.is_running():
-            try:
-                done = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
-            except RuntimeError:  # closed under us
-                self._give_up()
-            else:
-                if wait:
-                    try:
-                        done.result(timeout)
-                    except Exception:
-                        log.warning("the corelogin shutdown did not finish on the app's loop")
-        elif not loop.is_closed():
-            try:  # the app's loop is idle: run the shutdown on it, here
-                loop.run_until_complete(self._shutdown())
-            except RuntimeError:  # another loop runs on this thread, or it started elsewhere
-                self._give_up()
-        else:
+            return
+        shutdown = self._shutdown()
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(shutdown, loop)
+            else:  # the app's loop is idle (or closed: that raises): run it there, from here
+                loop.run_until_complete(shutdown)
+        except RuntimeError:  # closed, running another loop on this thread, or started elsewhere
+            shutdown.close()
             self._give_up()
 
     def _give_up(self) -> None:
