@@ -211,6 +211,8 @@ class Core:
                 apply()  # state first: listeners and signals see it already changed
             if here:
                 request._handler(request, event)
+            elif self.deliver == "frame":
+                self._runtime.deliver(request._later(event))
             else:
                 self._runtime.deliver(partial(request._handler, request, event))
         finally:  # awaiters wake even when a listener's KeyboardInterrupt goes on to the app

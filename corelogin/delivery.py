@@ -64,6 +64,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._accepting = True  # guarded by _lock; turned off on the loop when shutdown starts
         self._stopping = False  # stop() was called (or the app's loop ended)
+        self._shut_down = False  # _shutdown has started (on the loop; it runs once)
         self._stopped = threading.Event()  # the shutdown is over
         self._io_tasks: set[asyncio.Future[Any]] = set()  # the calls: cancelled at shutdown
         self._app_tasks: set[asyncio.Future[Any]] = set()  # async listeners: given `grace`
@@ -77,9 +78,14 @@ class Runtime:
         self._warned = False
         # asyncio and frame: the creating thread; thread: the I/O thread, once it runs.
         self._delivery_ident: int | None = None if mode == "thread" else threading.get_ident()
+        self._closers: set[asyncio.Future[Any]] = set()  # tasks awaiting `finished`
         self._watcher: asyncio.Future[None] | None = None
         if loop is not None:
             self._watcher = loop.create_task(self._watch_app_loop())
+            # Pending for the Core's whole life by design: when an app closes its loop by
+            # hand with the Core still open, the finalizer deals with the session, and
+            # "Task was destroyed but it is pending" would only be noise.
+            self._watcher._log_destroy_pending = False  # type: ignore[attr-defined]
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -109,6 +115,8 @@ class Runtime:
         loop.call_soon(ready.set)
         try:
             loop.run_forever()  # until the shutdown stops it; it accepts nothing new by then
+            # Async listeners still running (one may have awaited aclose()) get their grace.
+            loop.run_until_complete(self._let_app_tasks_finish(skip=set()))
             leftovers = asyncio.all_tasks(loop)
             for task in leftovers:
                 task.cancel()
@@ -299,24 +307,32 @@ class Runtime:
             self._stop_app_loop(loop)
         elif first:
             self._schedule(loop, self._begin_shutdown, ())
-        if wait and not self.on_io_thread() and not self._stopped.wait(timeout):
+        # Waiting on an idle app loop would only wait out the timeout: the shutdown runs there
+        # when the app runs that loop again (or as it ends).
+        wait = wait and not self.on_io_thread() and (self.mode != "asyncio" or loop.is_running())
+        if wait and not self._stopped.wait(timeout):
             log.warning("the corelogin I/O loop did not shut down within %g s", timeout)
 
     def _begin_shutdown(self) -> None:
         self._closing = asyncio.ensure_future(self._shutdown())
 
     def _stop_app_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """asyncio mode: the shutdown runs on the app's loop, wherever that loop is."""
+        """asyncio mode: the shutdown runs on the app's loop, and only on the thread that runs
+        it: posted there, or, when that loop is idle and this is the thread that made the Core
+        in it, run here. If the loop ends first, the watcher task runs it as the loop ends."""
         if self.on_io_thread():
             self._begin_shutdown()  # awaited by aclose() through `finished`
             return
+        if loop.is_closed():
+            self._give_up()
+            return
         shutdown = self._shutdown()
         try:
-            if loop.is_running():
-                asyncio.run_coroutine_threadsafe(shutdown, loop)
-            else:  # the app's loop is idle (or closed: that raises): run it there, from here
+            if not loop.is_running() and self.on_delivery_thread():
                 loop.run_until_complete(shutdown)
-        except RuntimeError:  # closed, running another loop on this thread, or started elsewhere
+            else:
+                asyncio.run_coroutine_threadsafe(shutdown, loop)
+        except RuntimeError:  # closed meanwhile, or another loop runs on this thread
             shutdown.close()
             self._give_up()
 
@@ -328,6 +344,12 @@ class Runtime:
         self._stopped.set()
 
     async def _shutdown(self) -> None:
+        if self._shut_down:  # it runs once; a second caller (the watcher) waits for the first
+            closing = self._closing
+            if closing is not None and not closing.done():
+                await asyncio.shield(closing)
+            return
+        self._shut_down = True
         self._closing = asyncio.current_task()
         with self._lock:
             self._accepting = False
@@ -337,25 +359,30 @@ class Runtime:
             for task in calls:
                 task.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
-            await self._let_app_tasks_finish()
+            await self._let_app_tasks_finish(skip=self._closers)
         finally:  # even when cancelled: asyncio.run cancels every task as its loop ends
             try:
                 await self._final()
+            except asyncio.CancelledError:  # the loop is being torn down under the close
+                self._abandon()
+                raise
             except Exception:
                 log.warning("closing the HTTP session failed", exc_info=True)
-            if self._watcher is not None:
-                self._watcher.cancel()
-            if self.mode == "asyncio":
-                self._stopped.set()
-            else:
-                asyncio.get_running_loop().stop()
+            finally:
+                if self._watcher is not None:
+                    self._watcher.cancel()
+                if self.mode == "asyncio":
+                    self._stopped.set()
+                else:
+                    asyncio.get_running_loop().stop()
 
-    async def _let_app_tasks_finish(self) -> None:
-        """Give async listeners `grace` seconds, then cancel them with a warning."""
+    async def _let_app_tasks_finish(self, skip: set[asyncio.Future[Any]]) -> None:
+        """Give async listeners `grace` seconds, then cancel them with a warning; those in
+        ``skip`` await the shutdown itself (``await core.aclose()`` in a listener)."""
         deadline = time.monotonic() + self.grace
-        while self._app_tasks:  # listeners that end may start more
+        while waiting := self._app_tasks - skip:  # listeners that end may start more
             remaining = deadline - time.monotonic()
-            _, late = await asyncio.wait(list(self._app_tasks), timeout=max(remaining, 0))
+            _, late = await asyncio.wait(waiting, timeout=max(remaining, 0))
             if late and remaining <= 0:
                 for task in late:
                     log.warning("an async listener was still running at close(): cancelled")
@@ -370,24 +397,26 @@ class Runtime:
             await asyncio.get_running_loop().create_future()
         except asyncio.CancelledError:
             with self._lock:
-                stopping, self._stopping = self._stopping, True
-            if not stopping:
-                with self._lock:
-                    self._accepting = False
-                try:
-                    await self._final()
-                finally:
-                    self._stopped.set()
+                self._stopping = True
+            await self._shutdown()  # unless it ran already, or is running now
             raise
 
     async def finished(self) -> None:
         """On the app's loop: wait for the shutdown, whichever thread started it."""
-        while self._stopping and not self._stopped.is_set():
-            closing = self._closing
-            if closing is not None and not closing.done():
-                await asyncio.shield(closing)  # cancelling the wait leaves the shutdown be
-            else:  # posted from another thread, and not started yet
-                await asyncio.sleep(0.005)
+        me = asyncio.current_task()
+        if me is not None:
+            self._closers.add(me)
+        try:
+            while self._stopping and not self._stopped.is_set():
+                closing = self._closing
+                if closing is not None and closing.done():
+                    return  # it has run (in thread mode the I/O thread ends the loop next)
+                if closing is not None:
+                    await asyncio.shield(closing)  # cancelling the wait leaves the shutdown be
+                else:  # posted from another thread, and not started yet
+                    await asyncio.sleep(0.005)
+        finally:
+            self._closers.discard(me)
 
     def dispose(self) -> None:
         """Shut down a `Core` that nobody closed: it was garbage-collected, or the program is

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,7 @@ class Request:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cond",
         "_core",
         "_delivered",
@@ -94,11 +97,17 @@ class Request:
                 _resolve(future, event)
             elif same_loop:  # after the listener, which is queued on this loop
                 loop.call_soon(_resolve, future, event)
-            else:
-                loop.call_soon_threadsafe(_resolve, future, event)
+            elif not loop.is_closed():
+                # If that loop ends just now, nobody waits there any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_resolve, future, event)
 
         self._add_waiter(wake)
-        return await future
+        try:
+            return await future
+        except BaseException:  # the await was cancelled (or its loop is ending): forget it
+            self._discard_waiter(wake)
+            raise
 
     # -- used by the Core ------------------------------------------------------------------
 
@@ -123,6 +132,24 @@ class Request:
         assert event is not None
         for wake in waiters:
             wake(event)
+
+    def _later(self, event: Event) -> Callable[[], None]:
+        """What a frame-mode queue holds to run the listener: it refers to this request weakly,
+        so that a Core dropped with listeners still queued (nobody can run them now) can be
+        garbage-collected; while the Core lives, its pending set keeps the request alive."""
+        ref = weakref.ref(self)
+
+        def run() -> None:
+            request = ref()
+            if request is not None:
+                request._handler(request, event)
+
+        return run
+
+    def _discard_waiter(self, wake: Callable[[Event], None]) -> None:
+        with self._cond:
+            if wake in self._waiters:
+                self._waiters.remove(wake)
 
     def _add_waiter(self, wake: Callable[[Event], None]) -> None:
         with self._cond:

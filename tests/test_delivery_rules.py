@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -770,3 +771,159 @@ def test_asyncio_mode_delivers_each_call_once_when_close_races_the_calls(
         asyncio.run(calls_then_close(hang_server, kinds, close_from_thread, split, before_close))
     finally:
         sys.setswitchinterval(old)
+
+
+# -- found by attacking the fixes: awaiters on ended loops, aclose() in a listener, -----------
+# -- close() from another thread around an app loop, Cores dropped with queued listeners ------
+
+
+@pytest.mark.parametrize("deliver", ["frame", "thread"])
+def test_an_awaiter_whose_loop_ended_does_not_break_cancel_or_close(
+    silent_server: FaultServer, deliver: str
+) -> None:
+    """An `await request` that timed out on a loop which then ended leaves nothing behind that
+    cancel(), close() or a settling call could trip on."""
+    before = io_threads()
+    core = corelogin.init(silent_server.url, APP_KEY, deliver=deliver)  # type: ignore[arg-type]
+    listeners = [Listener(), Listener()]
+    requests = [core.users.login(LOGIN, listener) for listener in listeners]
+    assert silent_server.wait_received(lambda r: len(r) == 2, 10)
+
+    def await_briefly_on_a_loop_of_its_own() -> None:
+        for request in requests:
+            with pytest.raises(TimeoutError):
+                asyncio.run(asyncio.wait_for(request, 0.05))  # type: ignore[arg-type]
+
+    waiter = threading.Thread(target=await_briefly_on_a_loop_of_its_own)
+    waiter.start()
+    waiter.join(10)
+
+    assert requests[0].cancel() is True
+    core.close()
+    assert [listener.statuses for listener in listeners] == [[Status.CANCELLED]] * 2
+    assert all(request.done() for request in requests)
+    assert io_threads() - before == set()
+
+
+@pytest.mark.parametrize("deliver", ["asyncio", "thread"])
+def test_an_async_listener_may_await_aclose_of_its_own_core(
+    user_url: str, deliver: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    finished: list[float] = []
+
+    async def main() -> None:
+        core = corelogin.init(user_url, APP_KEY, deliver=deliver)  # type: ignore[arg-type]
+        ended = threading.Event()
+
+        async def close_from_here(event: corelogin.Event) -> None:
+            started = time.monotonic()
+            await core.aclose()
+            finished.append(time.monotonic() - started)
+            ended.set()
+
+        core.users.login(LOGIN, close_from_here)
+        assert await asyncio.to_thread(ended.wait, 10)
+        assert core.closed
+
+    asyncio.run(main())
+    assert len(finished) == 1, "the listener went on after aclose()"
+    assert finished[0] < 1, "aclose() waited for the very listener awaiting it"
+    assert "still running at close()" not in caplog.text
+
+
+def test_close_from_another_thread_never_runs_an_idle_app_loop(user_url: str) -> None:
+    """The app's loop belongs to the app's thread: close() from elsewhere while it is idle only
+    posts the shutdown there, and returns without waiting for it."""
+    loop = asyncio.new_event_loop()
+    ran_on: set[int] = set()
+    app_tasks: list[asyncio.Task[None]] = []
+
+    async def app_task() -> None:
+        while True:
+            ran_on.add(threading.get_ident())
+            await asyncio.sleep(0.01)
+
+    async def make() -> corelogin.Core:
+        core = corelogin.init(user_url, APP_KEY)
+        app_tasks.append(loop.create_task(app_task()))
+        assert (await core.users.login(LOGIN)).error is None
+        return core
+
+    try:
+        core = loop.run_until_complete(make())
+        ran_on.clear()
+        closer = threading.Thread(target=core.close)
+        started = time.monotonic()
+        closer.start()
+        closer.join(10)
+        assert time.monotonic() - started < 2
+        assert ran_on == set(), "the app's loop ran on the closing thread"
+
+        loop.run_until_complete(asyncio.sleep(0.05))  # the app runs its loop again: no error
+        assert ran_on == {threading.get_ident()}
+        assert core._runtime._stopped.is_set(), "the posted shutdown ran on the app's loop"
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+
+@pytest.mark.timeout(30)
+def test_close_from_another_thread_as_asyncio_run_ends_closes_the_session(
+    user_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    made: list[corelogin.Core] = []
+    took: list[float] = []
+    ready = threading.Event()
+
+    async def main() -> None:
+        core = corelogin.init(user_url, APP_KEY)
+        assert (await core.users.login(LOGIN)).error is None
+        made.append(core)
+        ready.set()
+        time.sleep(0.3)  # noqa: ASYNC251 (main's last step: the close from another thread lands now)
+
+    def close_it() -> None:
+        assert ready.wait(10)
+        started = time.monotonic()
+        made[0].close()
+        took.append(time.monotonic() - started)
+
+    closer = threading.Thread(target=close_it)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        closer.start()
+        asyncio.run(main())
+        closer.join(10)
+        made.clear()
+        collect_garbage(caught)
+    assert len(took) == 1
+    assert took[0] < 2
+    assert unclosed_messages(caught, caplog) == []
+
+
+def test_a_dropped_frame_core_with_listeners_still_queued_is_collected(
+    nowhere: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody can run the listeners of a Core nobody holds: it is collected, its I/O thread
+    ends, and a warning counts what never ran."""
+    caplog.set_level(logging.WARNING, logger="corelogin")
+    before = io_threads()
+    refs = []
+    for _ in range(5):
+        core = corelogin.init(nowhere, APP_KEY)
+        request = core.users.login(UNDECIDABLE)  # decided at once; its listener waits in the queue
+        assert request.done()
+        refs.append(weakref.ref(core))
+        del core, request
+    deadline = time.monotonic() + 5
+    while (any(ref() is not None for ref in refs) or io_threads() - before) and (
+        time.monotonic() < deadline
+    ):
+        gc.collect()
+        time.sleep(0.05)
+    assert [ref() for ref in refs] == [None] * 5
+    assert io_threads() - before == set()
+    assert caplog.text.count("never ran") == 5
