@@ -303,7 +303,7 @@ class Core:
         if self.deliver != "frame":
             return 0
         self._require_delivery_thread("process_events()")
-        return self._runtime.process_events()
+        return self._runtime.queue.run_ready()
 
     def wait(self, request: Request | None = None, timeout: float | None = None) -> bool:
         """Block until ``request`` (or, with None, every call in flight) has been delivered,
@@ -319,7 +319,7 @@ class Core:
             return True
         self._check_can_block("core.wait()")
         if self.deliver == "frame" and self._runtime.on_delivery_thread():
-            return self._runtime.pump_until(lambda: not self._pending, timeout)
+            return self._runtime.queue.run_until(lambda: not self._pending, timeout)
         if self.deliver == "frame":  # another thread: the listeners are not its business
             return self._block_until(lambda: all(r.done() for r in self._pending), timeout)
         return self._block_until(lambda: not self._pending, timeout)
@@ -332,7 +332,7 @@ class Core:
         self._check_can_block("request.result()")
         if self.deliver == "frame":
             if self._runtime.on_delivery_thread():
-                finished = self._runtime.pump_until(lambda: request._delivered, timeout)
+                finished = self._runtime.queue.run_until(lambda: request._delivered, timeout)
             else:  # the listener is the creating thread's business
                 finished = self._block_until(lambda: request._settled, timeout)
         else:
@@ -382,12 +382,12 @@ class Core:
             return
         if self._runtime.on_delivery_thread():
             # Every call is settled by now, so this ends as soon as their listeners have run.
-            self._runtime.pump_until(lambda: not self._pending, timeout=5)
-        elif first and self._runtime.undelivered():
+            self._runtime.queue.run_until(lambda: not self._pending, timeout=5)
+        elif first and len(self._runtime.queue):
             log.warning(
                 "close() from another thread: %d listener(s) have not run; they run when the "
                 "thread that made the Core calls process_events(), wait() or close()",
-                self._runtime.undelivered(),
+                len(self._runtime.queue),
             )
 
     async def aclose(self) -> None:

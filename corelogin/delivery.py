@@ -14,13 +14,13 @@ refused is settled by the caller (817), and a listener refused runs where the ca
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
+
+from corelogin.frame import ListenerQueue
 
 __all__ = ["Mode", "Runtime"]
 
@@ -41,7 +41,6 @@ class Runtime:
     is its synchronous stand-in for when no loop is left to await it on.
     """
 
-    stale_after = 5.0  # frame mode: warn once when a listener has waited this long to run
     grace = 2.0  # seconds async listeners get to finish at shutdown
 
     def __init__(
@@ -69,13 +68,7 @@ class Runtime:
         self._io_tasks: set[asyncio.Future[Any]] = set()  # the calls: cancelled at shutdown
         self._app_tasks: set[asyncio.Future[Any]] = set()  # async listeners: given `grace`
         self._closing: asyncio.Future[None] | None = None
-        # frame mode: the queue of listeners, and how many were queued / taken from it
-        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._queued = itertools.count(1)
-        self._last_queued = 0
-        self._taken = 0
-        self._watching = False
-        self._warned = False
+        self.queue = ListenerQueue(self.post)  # frame mode's listeners
         # asyncio and frame: the creating thread; thread: the I/O thread, once it runs.
         self._delivery_ident: int | None = None if mode == "thread" else threading.get_ident()
         self._closers: set[asyncio.Future[Any]] = set()  # tasks awaiting `finished`
@@ -212,80 +205,9 @@ class Runtime:
         right here, on the caller's thread, before this returns.
         """
         if self.mode == "frame":
-            self._enqueue(fn)
+            self.queue.put(fn)
         elif not self.post(fn) and not self._on_running_app_loop(fn):
             fn()
-
-    def _enqueue(self, fn: Callable[[], None]) -> None:
-        serial = next(self._queued)
-        self._last_queued = serial
-        self._queue.put(fn)
-        if not self._watching and not self._warned:
-            self._watching = True
-            if not self.post(self._arm_watch, serial):
-                self._watching = False
-
-    def _arm_watch(self, serial: int) -> None:
-        loop = asyncio.get_running_loop()
-        loop.call_later(self.stale_after, self._check_stale, serial)
-
-    def _check_stale(self, serial: int) -> None:
-        """On the I/O loop, ``stale_after`` s after listener number ``serial`` was queued."""
-        if self._warned:
-            return
-        if self._taken < serial:
-            self._warned = True
-            log.warning(
-                "%d corelogin listener(s) have waited %g s to run: in frame mode listeners run "
-                "only when the thread that made the Core calls core.process_events() (once a "
-                "frame), core.wait() or request.result()",
-                self._last_queued - self._taken,
-                self.stale_after,
-            )
-        elif self._last_queued > self._taken:  # newer ones are waiting: watch the newest
-            self._arm_watch(self._last_queued)
-            return
-        self._watching = False
-
-    def undelivered(self) -> int:
-        """Frame mode: listeners queued and not yet run."""
-        return self._queue.qsize()
-
-    def process_events(self) -> int:
-        """Run the listeners queued so far (frame mode); returns how many ran."""
-        ran = 0
-        for _ in range(self._queue.qsize()):
-            if not self._run_next():
-                break
-            ran += 1
-        return ran
-
-    def pump_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Run queued listeners as they arrive until ``done()``, or the timeout passes.
-
-        What is queued already runs even with a timeout of 0: zero means "do not wait",
-        not "do not deliver".
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not done():
-            if self._run_next():
-                continue
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            if not self._run_next(remaining):
-                return done()
-        return True
-
-    def _run_next(self, wait: float | None = 0) -> bool:
-        """Run the next queued listener, waiting up to ``wait`` s for one (None: for ever)."""
-        try:
-            fn = self._queue.get_nowait() if wait == 0 else self._queue.get(timeout=wait)
-        except queue.Empty:
-            return False
-        self._taken += 1
-        fn()
-        return True
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -421,7 +343,7 @@ class Runtime:
     def dispose(self) -> None:
         """Shut down a `Core` that nobody closed: it was garbage-collected, or the program is
         exiting. Quiet, and it never waits on the loop it would wait for."""
-        left = self.undelivered()
+        left = len(self.queue)
         if left:
             log.warning(
                 "%d corelogin listener(s) never ran: the Core was dropped without "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 
 import corelogin
 from corelogin.server import RunningServer, ServerConfig, ServerThread, start_server
-from tests.helpers import APP_KEY
+from tests.helpers import APP_KEY, LOGIN
+from tests.netfaults import FaultServer, free_port
 
 
 @pytest.fixture
@@ -36,3 +38,36 @@ def server_thread(server_config: ServerConfig) -> Iterator[ServerThread]:
     """The server on its own thread, for tests of the synchronous modes."""
     with ServerThread(server_config) as running:
         yield running
+
+
+@pytest.fixture
+def silent_server() -> Iterator[FaultServer]:
+    """A real TCP server that reads requests and never answers."""
+    with FaultServer("hang") as fault:
+        yield fault
+
+
+@pytest.fixture
+def nowhere() -> str:
+    """A URL where nothing listens: for calls decided without the network."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def user_url(server_thread: ServerThread) -> str:
+    """A real server on its own thread, with the user Donna / PASSWORD."""
+    with corelogin.init(server_thread.url, APP_KEY) as core:
+        event = core.users.create(LOGIN).result(10)
+    assert event.error is None, event
+    return server_thread.url
+
+
+@pytest.fixture
+def tiny_switch_interval() -> Iterator[None]:
+    """Switch threads as often as CPython allows, to widen races."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)

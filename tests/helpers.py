@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+import warnings
+from typing import Any
+
+import pytest
+
 import corelogin
 
 APP_KEY = "test-app-key"
 PASSWORD = "correct horse battery"
+LOGIN = {"username": "Donna", "password": PASSWORD}
+UNDECIDABLE: dict[str, Any] = {}  # no username, no password: 804 at once, no network
+IO_THREAD = "corelogin-io"
 
 
 async def make_user(
@@ -17,3 +27,51 @@ async def make_user(
     user = event.result
     assert isinstance(user, corelogin.User)
     return user
+
+
+class Listener:
+    """Records every Event it gets and the thread it ran on; safe from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[corelogin.Event] = []
+        self.threads: list[int] = []
+
+    def __call__(self, event: corelogin.Event) -> None:
+        with self._lock:
+            self.events.append(event)
+            self.threads.append(threading.get_ident())
+
+    @property
+    def statuses(self) -> list[int | None]:
+        return [event.status for event in self.events]
+
+
+def io_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == IO_THREAD and t.is_alive()}
+
+
+def collect_garbage(caught: list[warnings.WarningMessage]) -> None:
+    """gc.collect(), after dropping what recorded warnings hold on to (an unawaited coroutine
+    recorded as a warning's source keeps its frame, and so maybe a session, alive)."""
+    for _ in range(3):
+        for warning in caught:
+            warning.source = None
+        gc.collect()
+
+
+def unclosed_messages(
+    caught: list[warnings.WarningMessage], caplog: pytest.LogCaptureFixture
+) -> list[str]:
+    """What the warnings and the 'asyncio' logger said about resources left open."""
+    found = [
+        f"{w.category.__name__}: {w.message}"
+        for w in caught
+        if issubclass(w.category, ResourceWarning) or "nclosed" in str(w.message)
+    ]
+    found += [
+        f"log {r.name}: {r.getMessage()}"
+        for r in caplog.records
+        if "nclosed" in r.getMessage() or "destroyed but it is pending" in r.getMessage()
+    ]
+    return found

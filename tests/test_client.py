@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
 import corelogin
 from corelogin.server import RunningServer
-from tests.helpers import APP_KEY, PASSWORD, make_user
+from corelogin.wire import Status
+from tests.helpers import APP_KEY, LOGIN, PASSWORD, UNDECIDABLE, Listener, make_user
+from tests.netfaults import FaultServer
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,54 @@ async def test_aclose_does_not_warn(
     async with corelogin.init(server.url, APP_KEY) as core:
         await make_user(core, "Donna")
     assert "aclose()" not in caplog.text
+
+
+# -- a Core refuses another Core's requests ------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["cancel", "wait"])
+def test_another_cores_request_is_refused_and_left_alone(
+    silent_server: FaultServer, method: str
+) -> None:
+    main = threading.get_ident()
+    core_a = corelogin.init(silent_server.url, APP_KEY)
+    core_b = corelogin.init(silent_server.url, APP_KEY)
+    listener_b = Listener()
+    try:
+        request_b = core_b.users.login(LOGIN, listener_b)
+        assert silent_server.wait_received(lambda r: len(r) == 1, 10)
+
+        use_of_a: Callable[[], object] = (
+            partial(core_a.cancel, request_b)
+            if method == "cancel"
+            else partial(core_a.wait, request_b, timeout=1)
+        )
+        with pytest.raises(ValueError, match=r"(?i)another core"):
+            use_of_a()
+
+        core_a.process_events()
+        core_b.process_events()
+        assert listener_b.events == []
+        assert not request_b.done(), "still in flight"
+
+        core_b.close()
+        assert listener_b.statuses == [Status.CANCELLED]
+        assert listener_b.threads == [main]
+    finally:
+        core_a.close()
+        core_b.close()
+
+
+# -- blocking inside the running loop says how to block ----------------------------------
+
+
+async def test_result_inside_the_running_loop_suggests_frame_mode(nowhere: str) -> None:
+    core = corelogin.init(nowhere, APP_KEY)
+    try:
+        assert core.deliver == "asyncio"
+        request = core.users.login(UNDECIDABLE)
+        with pytest.raises(RuntimeError, match=r"deliver=.frame."):
+            request.result()
+        assert (await asyncio.wait_for(request, 5)).status == Status.MISSING
+    finally:
+        await core.aclose()

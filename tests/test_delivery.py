@@ -7,47 +7,23 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import corelogin
 from corelogin.request import Listener
-from corelogin.server import RunningServer, ServerThread
-from tests.helpers import APP_KEY, PASSWORD, make_user
+from corelogin.server import RunningServer
+from tests.helpers import APP_KEY, IO_THREAD, LOGIN, PASSWORD, io_threads, make_user
 from tests.netfaults import FaultServer
 
 pytestmark = pytest.mark.timeout(60)
-
-IO_THREAD = "corelogin-io"
-
-
-def io_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name == IO_THREAD and t.is_alive()}
 
 
 def create_user_sync(url: str, username: str = "Donna") -> None:
     with corelogin.init(url, APP_KEY) as core:
         event = core.users.create({"username": username, "password": PASSWORD}).result(10)
     assert event.error is None, event
-
-
-@pytest.fixture
-def user_url(server_thread: ServerThread) -> str:
-    """A real server (own thread) with the user Donna / PASSWORD."""
-    create_user_sync(server_thread.url)
-    return server_thread.url
-
-
-@pytest.fixture
-def silent_server() -> Iterator[FaultServer]:
-    """A TCP server that reads requests and never answers."""
-    with FaultServer("hang") as fault:
-        yield fault
-
-
-LOGIN = {"username": "Donna", "password": PASSWORD}
 
 
 class Recorder:

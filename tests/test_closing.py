@@ -1,5 +1,5 @@
-"""Delivery rules at the edges: closing races, other threads and loops, BaseExceptions in
-listeners, dropped Cores, and the warnings that point at misuse (docs/delivery.md)."""
+"""Closing (docs/delivery.md, "Closing, and the rules at the edges"): from any thread, any
+number of times, racing calls, around loops that end, and Cores nobody closed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import gc
 import logging
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -15,112 +14,35 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import corelogin
-from corelogin import signals
 from corelogin.server import ServerThread
 from corelogin.wire import Status
-from tests.helpers import APP_KEY, PASSWORD
-from tests.netfaults import FaultServer, free_port
+from tests.helpers import (
+    APP_KEY,
+    IO_THREAD,
+    LOGIN,
+    PASSWORD,
+    UNDECIDABLE,
+    Listener,
+    collect_garbage,
+    io_threads,
+    unclosed_messages,
+)
+from tests.netfaults import FaultServer
 
 pytestmark = pytest.mark.timeout(30)
 
-IO_THREAD = "corelogin-io"
 ROOT = Path(__file__).resolve().parent.parent
-LOGIN = {"username": "Donna", "password": PASSWORD}
-UNDECIDABLE: dict[str, Any] = {}  # no username, no password: 804 at once, no network
 
 
-class Listener:
-    """Records every Event it gets and the thread it ran on; safe from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.events: list[corelogin.Event] = []
-        self.threads: list[int] = []
-
-    def __call__(self, event: corelogin.Event) -> None:
-        with self._lock:
-            self.events.append(event)
-            self.threads.append(threading.get_ident())
-
-    @property
-    def statuses(self) -> list[int | None]:
-        return [event.status for event in self.events]
-
-
-def io_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name == IO_THREAD and t.is_alive()}
-
-
-def collect_garbage(caught: list[warnings.WarningMessage]) -> None:
-    """gc.collect(), after dropping what recorded warnings hold on to (an unawaited coroutine
-    recorded as a warning's source keeps its frame, and so maybe a session, alive)."""
-    for _ in range(3):
-        for warning in caught:
-            warning.source = None
-        gc.collect()
-
-
-def unclosed_messages(
-    caught: list[warnings.WarningMessage], caplog: pytest.LogCaptureFixture
-) -> list[str]:
-    """What the warnings and the 'asyncio' logger said about resources left open."""
-    found = [
-        f"{w.category.__name__}: {w.message}"
-        for w in caught
-        if issubclass(w.category, ResourceWarning) or "nclosed" in str(w.message)
-    ]
-    found += [
-        f"log {r.name}: {r.getMessage()}"
-        for r in caplog.records
-        if "nclosed" in r.getMessage() or "destroyed but it is pending" in r.getMessage()
-    ]
-    return found
-
-
-@pytest.fixture
-def silent_server() -> Iterator[FaultServer]:
-    """A real TCP server that reads requests and never answers."""
-    with FaultServer("hang") as fault:
-        yield fault
-
-
-@pytest.fixture
-def nowhere() -> str:
-    """A URL where nothing listens: for calls decided without the network."""
-    return f"http://127.0.0.1:{free_port()}"
-
-
-@pytest.fixture
-def user_url(server_thread: ServerThread) -> str:
-    """A real server on its own thread, with the user Donna / PASSWORD."""
-    with corelogin.init(server_thread.url, APP_KEY) as core:
-        event = core.users.create(LOGIN).result(10)
-    assert event.error is None, event
-    return server_thread.url
-
-
-@pytest.fixture
-def tiny_switch_interval() -> Iterator[None]:
-    """Switch threads as often as CPython allows, to widen races."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(old)
-
-
-# -- 1. thread mode: calls from 16 threads racing close() ----------------------------------
+# -- thread mode: calls from 16 threads racing close() ----------------------------------
 
 
 def race_thread_mode_close(
@@ -187,7 +109,7 @@ def test_thread_mode_calls_racing_close_never_raise_and_each_listener_runs_once(
             assert listener.events[0].status in (Status.MISSING, Status.CANCELLED)
 
 
-# -- 2. frame mode: close() on the creating thread after another thread closed ---------------
+# -- frame mode: close() on the creating thread after another thread closed ---------------
 
 
 def test_close_on_creating_thread_delivers_after_another_thread_closed(
@@ -213,7 +135,7 @@ def test_close_on_creating_thread_delivers_after_another_thread_closed(
         core.process_events()
 
 
-# -- 3. asyncio mode: aclose() lets an async listener of a decided call finish ---------------
+# -- asyncio mode: aclose() lets an async listener of a decided call finish ---------------
 
 
 async def test_aclose_waits_for_the_async_listener_of_a_call_decided_at_once(
@@ -250,7 +172,7 @@ async def test_aclose_waits_for_the_async_listener_with_a_core_made_in_the_test(
     assert [event.status for event in finished] == [Status.MISSING]
 
 
-# -- 4. asyncio mode: a call after the Core's loop has ended ----------------------------------
+# -- asyncio mode: a call after the Core's loop has ended ----------------------------------
 
 
 def test_call_after_aclose_and_the_loop_ended_gives_817_before_returning(
@@ -291,7 +213,7 @@ def test_call_after_the_loop_of_an_unclosed_core_ended_gives_817(
     assert request.done()
 
 
-# -- 5. asyncio mode: sync close() of a Core whose loop no longer runs ------------------------
+# -- asyncio mode: sync close() of a Core whose loop no longer runs ------------------------
 
 
 @pytest.mark.timeout(30)
@@ -339,169 +261,7 @@ def test_sync_close_after_run_until_complete_is_quick_and_closes_the_session(
     assert problems == []
 
 
-# -- 6. BaseException raised by listeners ----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("params", "status"),
-    [(UNDECIDABLE, Status.MISSING), (LOGIN, Status.INVALID_CREDENTIALS)],
-    ids=["decided_at_once", "over_the_network"],
-)
-async def test_listener_raising_cancelled_error_is_reported_and_the_call_completes(
-    core: corelogin.Core, params: dict[str, Any], status: int
-) -> None:
-    reported: list[tuple[Any, corelogin.Event, BaseException]] = []
-
-    def receiver(sender: Any, event: corelogin.Event, exception: BaseException) -> None:
-        reported.append((sender, event, exception))
-
-    def listener(event: corelogin.Event) -> None:
-        raise asyncio.CancelledError()
-
-    disconnect = signals.subscribe(signals.listener_error, receiver, sender=core)
-    try:
-        request = core.users.login(params, listener)
-        event = await asyncio.wait_for(request, 5)
-    finally:
-        disconnect()
-
-    assert event.status == status
-    assert request.done()
-    assert len(reported) == 1, "the CancelledError is reported on listener_error"
-    sender, reported_event, exception = reported[0]
-    assert sender is core
-    assert reported_event is event
-    assert isinstance(exception, asyncio.CancelledError)
-
-
-@pytest.mark.timeout(20)
-def test_listener_calling_sys_exit_in_thread_mode_is_reported_and_the_core_goes_on(
-    nowhere: str,
-) -> None:
-    reported: list[BaseException] = []
-
-    def receiver(sender: Any, event: corelogin.Event, exception: BaseException) -> None:
-        reported.append(exception)
-
-    def exiting(event: corelogin.Event) -> None:
-        sys.exit()
-
-    core = corelogin.init(nowhere, APP_KEY, deliver="thread")
-    disconnect = signals.subscribe(signals.listener_error, receiver, sender=core)
-    try:
-        first = core.users.login(UNDECIDABLE, exiting).result(timeout=5)
-        assert first.status == Status.MISSING
-        assert len(reported) == 1
-        assert isinstance(reported[0], SystemExit)
-
-        later = Listener()
-        second = core.users.login(UNDECIDABLE, later).result(timeout=5)
-        assert second.status == Status.MISSING
-        assert later.events == [second]
-    finally:
-        disconnect()
-        core.close()
-
-
-@pytest.mark.parametrize("exception", [KeyboardInterrupt, SystemExit])
-@pytest.mark.parametrize("via", ["process_events", "result"])
-def test_frame_mode_listener_base_exception_is_reraised_on_the_creating_thread(
-    nowhere: str, exception: type[BaseException], via: str
-) -> None:
-    main = threading.get_ident()
-    ran: list[tuple[corelogin.Event, int]] = []
-
-    def raising(event: corelogin.Event) -> None:
-        ran.append((event, threading.get_ident()))
-        raise exception()
-
-    core = corelogin.init(nowhere, APP_KEY)
-    try:
-        request = core.users.login(UNDECIDABLE, raising)
-        others = [Listener() for _ in range(2)]
-        for listener in others:
-            core.users.login(UNDECIDABLE, listener)
-
-        run: Callable[[], object] = (
-            core.process_events if via == "process_events" else partial(request.result, 5)
-        )
-        with pytest.raises(exception):
-            run()
-
-        assert len(ran) == 1
-        assert ran[0][1] == main
-        assert request.done()
-        core.process_events()  # the other listeners still run
-        assert all(listener.statuses == [Status.MISSING] for listener in others)
-        assert all(listener.threads == [main] for listener in others)
-        assert request.result(timeout=1) is ran[0][0]  # not run again, nothing re-raised
-        assert core.wait(timeout=1) is True
-        assert len(ran) == 1
-
-        later = Listener()
-        assert core.users.login(UNDECIDABLE, later).result(timeout=5).status == Status.MISSING
-        assert later.statuses == [Status.MISSING]
-    finally:
-        core.close()
-
-
-# -- 7. frame mode: a zero timeout still runs what is ready ----------------------------------
-
-
-def test_result_with_zero_timeout_returns_an_event_already_decided(nowhere: str) -> None:
-    listener = Listener()
-    with corelogin.init(nowhere, APP_KEY) as core:
-        request = core.users.login(UNDECIDABLE, listener)
-        event = request.result(timeout=0)
-        assert event.status == Status.MISSING
-        assert listener.events == [event]
-
-
-def test_wait_with_zero_timeout_is_true_for_an_event_already_decided(nowhere: str) -> None:
-    listener = Listener()
-    with corelogin.init(nowhere, APP_KEY) as core:
-        request = core.users.login(UNDECIDABLE, listener)
-        assert core.wait(request, timeout=0) is True
-        assert listener.statuses == [Status.MISSING]
-
-
-# -- 8. a Core refuses another Core's requests ------------------------------------------------
-
-
-@pytest.mark.parametrize("method", ["cancel", "wait"])
-def test_another_cores_request_is_refused_and_left_alone(
-    silent_server: FaultServer, method: str
-) -> None:
-    main = threading.get_ident()
-    core_a = corelogin.init(silent_server.url, APP_KEY)
-    core_b = corelogin.init(silent_server.url, APP_KEY)
-    listener_b = Listener()
-    try:
-        request_b = core_b.users.login(LOGIN, listener_b)
-        assert silent_server.wait_received(lambda r: len(r) == 1, 10)
-
-        use_of_a: Callable[[], object] = (
-            partial(core_a.cancel, request_b)
-            if method == "cancel"
-            else partial(core_a.wait, request_b, timeout=1)
-        )
-        with pytest.raises(ValueError, match=r"(?i)another core"):
-            use_of_a()
-
-        core_a.process_events()
-        core_b.process_events()
-        assert listener_b.events == []
-        assert not request_b.done(), "still in flight"
-
-        core_b.close()
-        assert listener_b.statuses == [Status.CANCELLED]
-        assert listener_b.threads == [main]
-    finally:
-        core_a.close()
-        core_b.close()
-
-
-# -- 9. Cores dropped without close() ---------------------------------------------------------
+# -- Cores dropped without close() ---------------------------------------------------------
 
 
 @pytest.mark.timeout(60)
@@ -589,99 +349,6 @@ def test_a_program_that_never_closes_its_core_exits_cleanly(tmp_path: Path, mode
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
     assert done.stderr == ""
-
-
-# -- 10. blocking inside the running loop says how to block ----------------------------------
-
-
-async def test_result_inside_the_running_loop_suggests_frame_mode(nowhere: str) -> None:
-    core = corelogin.init(nowhere, APP_KEY)
-    try:
-        assert core.deliver == "asyncio"
-        request = core.users.login(UNDECIDABLE)
-        with pytest.raises(RuntimeError, match=r"deliver=.frame."):
-            request.result()
-        assert (await asyncio.wait_for(request, 5)).status == Status.MISSING
-    finally:
-        await core.aclose()
-
-
-# -- 11. warnings for listeners that frame mode never ran ------------------------------------
-
-
-def corelogin_warnings(
-    caplog: pytest.LogCaptureFixture, matches: Callable[[str], bool]
-) -> list[logging.LogRecord]:
-    return [
-        record
-        for record in list(caplog.records)
-        if record.name.startswith("corelogin")
-        and record.levelno == logging.WARNING
-        and matches(record.getMessage())
-    ]
-
-
-@pytest.mark.timeout(30)
-def test_frame_mode_warns_once_when_process_events_is_never_called(
-    user_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="corelogin")
-
-    def about_process_events(message: str) -> bool:
-        return "process_events" in message
-
-    core = corelogin.init(user_url, APP_KEY)
-    try:
-        made = time.monotonic()
-        requests = [
-            core.users.login({"username": "Donna", "password": "not the password"}),
-            core.users.login(UNDECIDABLE),
-            core.users.login(UNDECIDABLE),
-        ]
-        deadline = made + 8
-        while not all(request.done() for request in requests) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert all(request.done() for request in requests), "three events are waiting"
-        found: list[logging.LogRecord] = []
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.05)
-            found = corelogin_warnings(caplog, about_process_events)
-        assert found, "a warning mentions process_events() within 8 s"
-        assert time.monotonic() - made >= 2.5, "not at once: after about 5 s"
-        time.sleep(1.5)
-        assert len(corelogin_warnings(caplog, about_process_events)) == 1, "only one warning"
-    finally:
-        core.process_events()
-        core.close()
-
-
-def test_close_from_another_thread_warns_how_many_listeners_never_ran(
-    nowhere: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="corelogin")
-
-    def says_three(message: str) -> bool:
-        return re.search(r"\b3\b", message) is not None
-
-    core = corelogin.init(nowhere, APP_KEY)
-    listeners = [Listener() for _ in range(3)]
-    try:
-        for listener in listeners:
-            core.users.login(UNDECIDABLE, listener)
-        closer = threading.Thread(target=core.close)
-        closer.start()
-        closer.join(10)
-        assert not closer.is_alive()
-        assert all(listener.events == [] for listener in listeners)
-
-        deadline = time.monotonic() + 3
-        found = corelogin_warnings(caplog, says_three)
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.05)
-            found = corelogin_warnings(caplog, says_three)
-        assert found, "close() from another thread says 3 listeners were never run"
-    finally:
-        core.process_events()
 
 
 # -- exactly once in asyncio mode, with closing racing the calls ------------------------------
@@ -773,8 +440,7 @@ def test_asyncio_mode_delivers_each_call_once_when_close_races_the_calls(
         sys.setswitchinterval(old)
 
 
-# -- found by attacking the fixes: awaiters on ended loops, aclose() in a listener, -----------
-# -- close() from another thread around an app loop, Cores dropped with queued listeners ------
+# -- awaiters on ended loops, aclose() in a listener, close() around an app's loop ------------
 
 
 @pytest.mark.parametrize("deliver", ["frame", "thread"])

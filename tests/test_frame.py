@@ -1,0 +1,119 @@
+"""Frame mode's listener queue: a zero timeout still delivers, and misuse is pointed out."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+import corelogin
+from corelogin.wire import Status
+from tests.helpers import (
+    APP_KEY,
+    UNDECIDABLE,
+    Listener,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+# -- frame mode: a zero timeout still runs what is ready ----------------------------------
+
+
+def test_result_with_zero_timeout_returns_an_event_already_decided(nowhere: str) -> None:
+    listener = Listener()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        request = core.users.login(UNDECIDABLE, listener)
+        event = request.result(timeout=0)
+        assert event.status == Status.MISSING
+        assert listener.events == [event]
+
+
+def test_wait_with_zero_timeout_is_true_for_an_event_already_decided(nowhere: str) -> None:
+    listener = Listener()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        request = core.users.login(UNDECIDABLE, listener)
+        assert core.wait(request, timeout=0) is True
+        assert listener.statuses == [Status.MISSING]
+
+
+# -- warnings for listeners that frame mode never ran ------------------------------------
+
+
+def corelogin_warnings(
+    caplog: pytest.LogCaptureFixture, matches: Callable[[str], bool]
+) -> list[logging.LogRecord]:
+    return [
+        record
+        for record in list(caplog.records)
+        if record.name.startswith("corelogin")
+        and record.levelno == logging.WARNING
+        and matches(record.getMessage())
+    ]
+
+
+@pytest.mark.timeout(30)
+def test_frame_mode_warns_once_when_process_events_is_never_called(
+    user_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="corelogin")
+
+    def about_process_events(message: str) -> bool:
+        return "process_events" in message
+
+    core = corelogin.init(user_url, APP_KEY)
+    try:
+        made = time.monotonic()
+        requests = [
+            core.users.login({"username": "Donna", "password": "not the password"}),
+            core.users.login(UNDECIDABLE),
+            core.users.login(UNDECIDABLE),
+        ]
+        deadline = made + 8
+        while not all(request.done() for request in requests) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(request.done() for request in requests), "three events are waiting"
+        found: list[logging.LogRecord] = []
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = corelogin_warnings(caplog, about_process_events)
+        assert found, "a warning mentions process_events() within 8 s"
+        assert time.monotonic() - made >= 2.5, "not at once: after about 5 s"
+        time.sleep(1.5)
+        assert len(corelogin_warnings(caplog, about_process_events)) == 1, "only one warning"
+    finally:
+        core.process_events()
+        core.close()
+
+
+def test_close_from_another_thread_warns_how_many_listeners_never_ran(
+    nowhere: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="corelogin")
+
+    def says_three(message: str) -> bool:
+        return re.search(r"\b3\b", message) is not None
+
+    core = corelogin.init(nowhere, APP_KEY)
+    listeners = [Listener() for _ in range(3)]
+    try:
+        for listener in listeners:
+            core.users.login(UNDECIDABLE, listener)
+        closer = threading.Thread(target=core.close)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive()
+        assert all(listener.events == [] for listener in listeners)
+
+        deadline = time.monotonic() + 3
+        found = corelogin_warnings(caplog, says_three)
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = corelogin_warnings(caplog, says_three)
+        assert found, "close() from another thread says 3 listeners were never run"
+    finally:
+        core.process_events()
