@@ -414,6 +414,7 @@ async def calls_then_close(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.usefixtures("tiny_switch_interval")
 @settings(
     max_examples=25,
     deadline=None,
@@ -432,12 +433,7 @@ def test_asyncio_mode_delivers_each_call_once_when_close_races_the_calls(
     split: int,
     before_close: str,
 ) -> None:
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        asyncio.run(calls_then_close(hang_server, kinds, close_from_thread, split, before_close))
-    finally:
-        sys.setswitchinterval(old)
+    asyncio.run(calls_then_close(hang_server, kinds, close_from_thread, split, before_close))
 
 
 # -- awaiters on ended loops, aclose() in a listener, close() around an app's loop ------------

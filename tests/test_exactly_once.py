@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -419,6 +418,7 @@ class Call:
         return allowed
 
 
+@pytest.mark.usefixtures("tiny_switch_interval")
 @settings(
     max_examples=25,
     deadline=None,
@@ -444,22 +444,6 @@ def test_every_call_is_delivered_exactly_once_whatever_happens(
     server errors, validation errors, dropped connections, timeouts, cancellation, the server
     dying mid-request (then refusing connections), and close() with calls still in flight, from
     this thread or racing the calls from another; threads switch as often as CPython allows."""
-    old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        check_a_batch(live_url, kinds, kill_at, close_early, cancel_via_core, deliver)
-    finally:
-        sys.setswitchinterval(old_interval)
-
-
-def check_a_batch(
-    live_url: str,
-    kinds: list[str],
-    kill_at: int | None,
-    close_early: str | None,
-    cancel_via_core: bool,
-    deliver: Literal["frame", "thread"],
-) -> None:
     main = threading.get_ident()
     kill = kill_at is not None
     split = len(kinds) if kill_at is None else min(kill_at, len(kinds))
