@@ -89,6 +89,7 @@ class Core:
             raise RuntimeError("deliver='asyncio' needs a running loop: call init() inside it")
         self.server = server
         self._transport = Transport(server, key, Retry(attempts=retries))
+        self._frame = mode == "frame"  # read on every call's path
         self._runtime = Runtime(
             mode,
             loop if mode == "asyncio" else None,
@@ -124,7 +125,7 @@ class Core:
     ) -> Request:
         if listener is not None and not callable(listener):
             raise TypeError("listener must be callable (or None)")
-        if self.deliver == "frame" and inspect.iscoroutinefunction(listener):
+        if self._frame and inspect.iscoroutinefunction(listener):
             raise TypeError(_ASYNC_IN_FRAME_MODE)
         request = Request(self, spec.name, partial(self._deliver, listener, spec), self._cond)
         with self._cond:
@@ -184,7 +185,7 @@ class Core:
         finally:
             expiry.cancel()
         # On the I/O loop: where asyncio and thread modes run listeners, so run it right here.
-        self._settle(request, event, apply, here=self.deliver != "frame")
+        self._settle(request, event, apply, here=not self._frame)
 
     def _open_session(self, login: Login, session: Any) -> None:
         token = session.get("token") if isinstance(session, Mapping) else None
@@ -211,7 +212,7 @@ class Core:
                 apply()  # state first: listeners and signals see it already changed
             if here:
                 request._handler(request, event)
-            elif self.deliver == "frame":
+            elif self._frame:
                 self._runtime.deliver(request._later(event))
             else:
                 self._runtime.deliver(partial(request._handler, request, event))
@@ -225,7 +226,7 @@ class Core:
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
         spawn = partial(self._spawn, event)
         fatal = self._runtime.fatal
-        if self.deliver == "frame":
+        if self._frame:
             # The creating thread waits by running listeners: once this one has started, a
             # wait() or result() nested in it must not wait for it.
             self._mark_delivered(request)
@@ -259,7 +260,7 @@ class Core:
         def report(exc: BaseException) -> None:
             signals.report_error(self, event, exc, spawn, source="an async listener or receiver")
 
-        if self.deliver == "frame":
+        if self._frame:
             if inspect.iscoroutine(awaitable):
                 awaitable.close()
             report(TypeError(_ASYNC_IN_FRAME_MODE))
@@ -300,7 +301,7 @@ class Core:
         Never blocks; returns how many ran. In the other modes listeners run by themselves
         and this returns 0.
         """
-        if self.deliver != "frame":
+        if not self._frame:
             return 0
         self._require_delivery_thread("process_events()")
         return self._runtime.queue.run_ready()
@@ -318,9 +319,9 @@ class Core:
                 return False
             return True
         self._check_can_block("core.wait()")
-        if self.deliver == "frame" and self._runtime.on_delivery_thread():
+        if self._frame and self._runtime.on_delivery_thread():
             return self._runtime.queue.run_until(lambda: not self._pending, timeout)
-        if self.deliver == "frame":  # another thread: the listeners are not its business
+        if self._frame:  # another thread: the listeners are not its business
             return self._block_until(lambda: all(r.done() for r in self._pending), timeout)
         return self._block_until(lambda: not self._pending, timeout)
 
@@ -330,7 +331,7 @@ class Core:
 
     def _wait_request(self, request: Request, timeout: float | None) -> Event:
         self._check_can_block("request.result()")
-        if self.deliver == "frame":
+        if self._frame:
             if self._runtime.on_delivery_thread():
                 finished = self._runtime.queue.run_until(lambda: request._delivered, timeout)
             else:  # the listener is the creating thread's business
@@ -343,7 +344,7 @@ class Core:
         return request._event
 
     def _check_can_block(self, what: str) -> None:
-        if self.deliver != "frame" and self._runtime.on_io_thread():
+        if not self._frame and self._runtime.on_io_thread():
             hint = _ASYNCIO_HINT if self.deliver == "asyncio" else "do not block in a listener"
             raise RuntimeError(
                 f"{what} would block the thread that must deliver the event (deadlock); {hint}"
@@ -378,7 +379,7 @@ class Core:
         for request in pending:
             self._cancel(request, "cancelled: the core was closed")
         self._runtime.stop()
-        if self.deliver != "frame":
+        if not self._frame:
             return
         if self._runtime.on_delivery_thread():
             # Every call is settled by now, so this ends as soon as their listeners have run.

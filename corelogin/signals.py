@@ -72,6 +72,8 @@ def send(
 
     Whatever a receiver raises is reported, except the ``fatal`` kinds, which go on to the app.
     """
+    if not signal.receivers:  # the common case, on every call's path
+        return
     for receiver in list(signal.receivers_for(sender)):
         try:
             outcome = receiver(sender, event=event, **extra)
