@@ -372,7 +372,6 @@ class Core:
         """Cancel what is pending, then shut the runtime down; a second close() (from any
         thread) waits for the first. In frame mode the creating thread then runs the final
         listeners; another thread says how many wait for it."""
-        self._finalizer.detach()
         with self._cond:
             first, self._closed = not self._closed, True
             pending = list(self._pending) if first else []

@@ -14,6 +14,7 @@ refused is settled by the caller (817), and a listener refused runs where the ca
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -32,6 +33,12 @@ MODES: tuple[Mode, ...] = ("asyncio", "frame", "thread")
 # A BaseException a listener raises on the app's own thread that goes on to the app instead of
 # being reported: Ctrl-C and sys.exit() must still work from a game's frame loop.
 FATAL: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit)
+
+# The async listener (app task) that code runs on behalf of, child tasks included: a listener
+# awaiting aclose() through wait_for() or gather() is still the listener awaiting it.
+_app_task: contextvars.ContextVar[asyncio.Future[Any] | None] = contextvars.ContextVar(
+    "corelogin_app_task", default=None
+)
 
 
 class Runtime:
@@ -169,6 +176,7 @@ class Runtime:
         self, awaitable: Awaitable[Any], on_error: Callable[[BaseException], None]
     ) -> None:
         """Report what an app coroutine raises, so that nothing escapes into the I/O loop."""
+        _app_task.set(asyncio.current_task())  # this task's own context, and its children's
         try:
             await awaitable
         except asyncio.CancelledError:
@@ -211,7 +219,7 @@ class Runtime:
 
     # -- shutdown --------------------------------------------------------------------------
 
-    def stop(self, *, wait: bool = True, timeout: float = 5) -> None:
+    def stop(self, *, wait: bool = True, timeout: float = 5, quiet: bool = False) -> None:
         """Refuse new work, cancel the calls, let listeners and async listeners finish, await
         ``final``, then end the I/O thread. Idempotent: a later caller waits for the first.
 
@@ -229,14 +237,33 @@ class Runtime:
             self._stop_app_loop(loop)
         elif first:
             self._schedule(loop, self._begin_shutdown, ())
-        # Waiting on an idle app loop would only wait out the timeout: the shutdown runs there
-        # when the app runs that loop again (or as it ends).
-        wait = wait and not self.on_io_thread() and (self.mode != "asyncio" or loop.is_running())
-        if wait and not self._stopped.wait(timeout):
-            log.warning("the corelogin I/O loop did not shut down within %g s", timeout)
+        elif self.mode == "asyncio" and loop.is_closed() and not self._stopped.is_set():
+            self._give_up()  # asked for earlier, but the app closed its loop before it ran
+        if wait and not self.on_io_thread() and not self._wait_stopped(loop, timeout):
+            log.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "the corelogin I/O loop did not shut down within %g s",
+                timeout,
+            )
 
-    def _begin_shutdown(self) -> None:
-        self._closing = asyncio.ensure_future(self._shutdown())
+    def _wait_stopped(self, loop: asyncio.AbstractEventLoop, timeout: float) -> bool:
+        """Wait for the shutdown; in asyncio mode only while the app's loop runs (on an idle
+        loop it runs when the app runs that loop again, or as the loop ends)."""
+        deadline = time.monotonic() + timeout
+        while not self._stopped.wait(0.05):
+            if self.mode == "asyncio" and not loop.is_running():
+                return True
+            if time.monotonic() > deadline:
+                return False
+        return True
+
+    def _begin_shutdown(self) -> asyncio.Future[None]:
+        assert self._loop is not None
+        self._closing = closing = self._loop.create_task(self._shutdown())
+        # If the app closes its loop with this still pending, the coroutine's own GeneratorExit
+        # path drops the session: "Task was destroyed but it is pending" would be noise.
+        closing._log_destroy_pending = False  # type: ignore[attr-defined]
+        return closing
 
     def _stop_app_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """asyncio mode: the shutdown runs on the app's loop, and only on the thread that runs
@@ -248,14 +275,12 @@ class Runtime:
         if loop.is_closed():
             self._give_up()
             return
-        shutdown = self._shutdown()
         try:
             if not loop.is_running() and self.on_delivery_thread():
-                loop.run_until_complete(shutdown)
-            else:
-                asyncio.run_coroutine_threadsafe(shutdown, loop)
+                loop.run_until_complete(self._begin_shutdown())
+            else:  # a callback, not a coroutine: if that loop never runs again, nothing dangles
+                loop.call_soon_threadsafe(self._begin_shutdown)
         except RuntimeError:  # closed meanwhile, or another loop runs on this thread
-            shutdown.close()
             self._give_up()
 
     def _give_up(self) -> None:
@@ -276,40 +301,64 @@ class Runtime:
         with self._lock:
             self._accepting = False
         try:
-            await asyncio.sleep(0)  # what was posted before has run when this resumes
-            calls = list(self._io_tasks)
-            for task in calls:
-                task.cancel()
-            await asyncio.gather(*calls, return_exceptions=True)
-            await self._let_app_tasks_finish(skip=self._closers)
-        finally:  # even when cancelled: asyncio.run cancels every task as its loop ends
-            try:
-                await self._final()
-            except asyncio.CancelledError:  # the loop is being torn down under the close
-                self._abandon()
-                raise
-            except Exception:
-                log.warning("closing the HTTP session failed", exc_info=True)
-            finally:
-                if self._watcher is not None:
-                    self._watcher.cancel()
-                if self.mode == "asyncio":
-                    self._stopped.set()
-                else:
-                    asyncio.get_running_loop().stop()
+            await self._wind_down()
+        except GeneratorExit:  # the app closed its loop with this pending: nothing can await
+            self._abandon()
+            self._stopped.set()
+            raise
+        except BaseException:  # cancelled: asyncio.run cancels every task as its loop ends
+            await self._close_session()
+            raise
+        await self._close_session()
+
+    async def _wind_down(self) -> None:
+        """Run what was posted, cancel the calls, give async listeners their grace."""
+        await asyncio.sleep(0)  # what was posted before the shutdown has run when this resumes
+        calls = list(self._io_tasks)
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        await self._let_app_tasks_finish(skip=self._closers)
+
+    async def _close_session(self) -> None:
+        """Await ``final``, then end: the app's loop goes on; the I/O thread's loop stops."""
+        try:
+            await self._final()
+        except GeneratorExit:  # the app closed its loop under the close: nothing can await
+            self._abandon()
+            self._stopped.set()
+            raise
+        except asyncio.CancelledError:  # the loop is being torn down under the close
+            self._abandon()
+            self._end()
+            raise
+        except Exception:
+            log.warning("closing the HTTP session failed", exc_info=True)
+        self._end()
+
+    def _end(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self.mode == "asyncio":
+            self._stopped.set()
+        else:
+            asyncio.get_running_loop().stop()
 
     async def _let_app_tasks_finish(self, skip: set[asyncio.Future[Any]]) -> None:
         """Give async listeners `grace` seconds, then cancel them with a warning; those in
         ``skip`` await the shutdown itself (``await core.aclose()`` in a listener)."""
         deadline = time.monotonic() + self.grace
-        while waiting := self._app_tasks - skip:  # listeners that end may start more
+        while waiting := self._app_tasks - skip:  # listeners end, start more, or await aclose()
             remaining = deadline - time.monotonic()
-            _, late = await asyncio.wait(waiting, timeout=max(remaining, 0))
-            if late and remaining <= 0:
-                for task in late:
-                    log.warning("an async listener was still running at close(): cancelled")
-                    task.cancel()
-                await asyncio.gather(*late, return_exceptions=True)
+            if remaining > 0:  # look again at least every 50 ms: `skip` may have grown
+                await asyncio.wait(
+                    waiting, timeout=min(remaining, 0.05), return_when="FIRST_COMPLETED"
+                )
+                continue
+            for task in waiting:
+                log.warning("an async listener was still running at close(): cancelled")
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     async def _watch_app_loop(self) -> None:
         """asyncio mode: a task that lives as long as the Core, so that when the app's loop
@@ -326,8 +375,8 @@ class Runtime:
     async def finished(self) -> None:
         """On the app's loop: wait for the shutdown, whichever thread started it."""
         me = asyncio.current_task()
-        if me is not None:
-            self._closers.add(me)
+        closers = {task for task in (me, _app_task.get()) if task is not None}
+        self._closers |= closers
         try:
             while self._stopping and not self._stopped.is_set():
                 closing = self._closing
@@ -338,7 +387,7 @@ class Runtime:
                 else:  # posted from another thread, and not started yet
                     await asyncio.sleep(0.005)
         finally:
-            self._closers.discard(me)
+            self._closers -= closers
 
     def dispose(self) -> None:
         """Shut down a `Core` that nobody closed: it was garbage-collected, or the program is
@@ -350,4 +399,4 @@ class Runtime:
                 "process_events() or close() on the thread that made it",
                 left,
             )
-        self.stop(wait=True, timeout=2)
+        self.stop(wait=True, timeout=self.grace + 1, quiet=True)
