@@ -219,12 +219,12 @@ class Runtime:
 
     # -- shutdown --------------------------------------------------------------------------
 
-    def stop(self, *, wait: bool = True, timeout: float = 5, quiet: bool = False) -> None:
+    def stop(self, *, timeout: float = 5, quiet: bool = False) -> None:
         """Refuse new work, cancel the calls, let listeners and async listeners finish, await
         ``final``, then end the I/O thread. Idempotent: a later caller waits for the first.
 
-        ``wait=False`` only starts it. It never waits on the loop it would wait for (a listener
-        on the I/O thread, or asyncio code on the app's loop: await `finished` there).
+        It never waits on the loop it would wait for (a listener on the I/O thread, or asyncio
+        code on the app's loop: await `finished` there). ``quiet``: a timeout is not a warning.
         """
         with self._lock:
             first, self._stopping = not self._stopping, True
@@ -239,7 +239,7 @@ class Runtime:
             self._schedule(loop, self._begin_shutdown, ())
         elif self.mode == "asyncio" and loop.is_closed() and not self._stopped.is_set():
             self._give_up()  # asked for earlier, but the app closed its loop before it ran
-        if wait and not self.on_io_thread() and not self._wait_stopped(loop, timeout):
+        if not self.on_io_thread() and not self._wait_stopped(loop, timeout):
             log.log(
                 logging.DEBUG if quiet else logging.WARNING,
                 "the corelogin I/O loop did not shut down within %g s",
@@ -399,4 +399,4 @@ class Runtime:
                 "process_events() or close() on the thread that made it",
                 left,
             )
-        self.stop(wait=True, timeout=self.grace + 1, quiet=True)
+        self.stop(timeout=self.grace + 1, quiet=True)
