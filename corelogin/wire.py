@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -140,6 +142,8 @@ class Field:
     required: bool = True
     max_chars: int | None = None
     max_bytes: int | None = None
+    # Text that is shown and compared (scope, group): no control characters.
+    printable: bool = False
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if it is acceptable, else raise `ApiError` (801, 805 or 806)."""
@@ -149,21 +153,32 @@ class Field:
         if isinstance(value, str):
             if value == "":
                 raise ApiError(Status.EMPTY, f"{self.name} must not be empty")
+            if self.printable and any(unicodedata.category(c) == "Cc" for c in value):
+                raise ApiError(Status.WRONG_TYPE, f"{self.name} must not hold control characters")
             if self.max_chars is not None and len(value) > self.max_chars:
                 self._too_long(f"{self.max_chars} characters")
             size = self._utf8_len(value)
             if self.max_bytes is not None and size > self.max_bytes:
                 self._too_long(f"{self.max_bytes} bytes")
         if isinstance(value, dict):
-            try:
-                text = json.dumps(value, ensure_ascii=False)
-            except (TypeError, ValueError, RecursionError):
-                message = f"{self.name} must hold only JSON values with string keys"
-                raise ApiError(Status.WRONG_TYPE, message) from None
-            size = self._utf8_len(text)
+            self._check_flat(value)
+            size = self._utf8_len(json.dumps(value, ensure_ascii=False))
             if self.max_bytes is not None and size > self.max_bytes:
                 self._too_long(f"{self.max_bytes} bytes")
         return value
+
+    def _check_flat(self, table: dict[Any, Any]) -> None:
+        """A table is flat, as Coronium's ``extra``: string keys; string, finite number or
+        boolean values. (Nothing nested can then be too deep, nor a number JSON cannot hold.)"""
+        for key, value in table.items():
+            if not isinstance(key, str) or not isinstance(value, str | int | float):
+                raise ApiError(
+                    Status.WRONG_TYPE,
+                    f"{self.name} must be a flat table: string keys; string, number or "
+                    "boolean values",
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ApiError(Status.WRONG_TYPE, f"{self.name} numbers must be finite")
 
     def _too_long(self, limit: str) -> None:
         raise ApiError(Status.TOO_LONG, f"{self.name} is longer than {limit}")
@@ -181,14 +196,14 @@ _KIND_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "table (dict)", b
 _USERNAME = Field("username", max_chars=USERNAME_MAX_CHARS)
 _EMAIL = Field("email", max_chars=EMAIL_MAX_CHARS)
 _PASSWORD = Field("password", max_bytes=PASSWORD_MAX_BYTES)
-SCOPE: Final = Field("scope", max_chars=SCOPE_MAX_CHARS)
+SCOPE: Final = Field("scope", max_chars=SCOPE_MAX_CHARS, printable=True)
 
 # The fields each call sends, in the order they are checked. Keys not listed are not sent.
 CREATE_FIELDS: Final = (
     _USERNAME,
     _PASSWORD,
     attrs.evolve(_EMAIL, required=False),
-    Field("group", required=False, max_chars=GROUP_MAX_CHARS),
+    Field("group", required=False, max_chars=GROUP_MAX_CHARS, printable=True),
     Field("extra", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES),
 )
 # Login takes exactly one of username and email, and the password.
@@ -235,13 +250,14 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
             raise ApiError(Status.WRONG_TYPE, "give username or email, not both")
         if not has_username and not has_email:
             raise ApiError(Status.MISSING, "username or email is required")
-        return _check_fields(params, LOGIN_FIELDS)
-    if call == "create":
+        body = _check_fields(params, LOGIN_FIELDS)
+    elif call == "create":
         body = _check_fields(params, CREATE_FIELDS)
-        if "email" in body:
-            _check_email_shape(body["email"])
-        return body
-    raise ValueError(f"unknown call {call!r}")
+    else:
+        raise ValueError(f"unknown call {call!r}")
+    if "email" in body:
+        _check_email_shape(body["email"])
+    return body
 
 
 def check_scope(scope: Any) -> str:

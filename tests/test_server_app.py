@@ -169,3 +169,57 @@ async def test_store_failure_is_a_json_500_without_details(
     assert (status, body) == (500, {"error": "server error", "status": 810})
     assert "secret-password" not in caplog.text
     await server.store.open()
+
+
+# -- strict JSON and flat `extra`: nothing the server cannot answer in valid JSON gets stored ----
+
+PASS = "correct horse battery"
+
+
+REFUSED_BODIES = [
+    ("NaN", b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": NaN}}'),
+    ("inf", b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": Infinity}}'),
+    ("-inf", b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": -Infinity}}'),
+    ("1e400", b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": 1e400}}'),
+    (
+        "nested",
+        b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": {"b": 1}}}',
+    ),
+    ("list", b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": [1]}}'),
+    ("null", b'{"scope": "default", "username": "D", "password": "%s", "extra": {"a": null}}'),
+    ("dup key", b'{"scope": "default", "username": "D", "username": "E", "password": "%s"}'),
+    ("NUL", b'{"scope": "default", "username": "D", "password": "%s", "group": "a\\u0000b"}'),
+    ("scope ctrl", b'{"scope": "def\\u0001ault", "username": "D", "password": "%s"}'),
+]
+
+
+@pytest.mark.parametrize(("why", "body"), REFUSED_BODIES, ids=[why for why, _ in REFUSED_BODIES])
+async def test_create_refuses_what_strict_json_or_a_flat_extra_cannot_hold(
+    http: aiohttp.ClientSession, server: RunningServer, why: str, body: bytes
+) -> None:
+    url = server.url + PATHS["create"]
+    status, payload = await answer(
+        http, "POST", url, data=body.replace(b"%s", PASS.encode()), headers={**KEY, **JSON}
+    )
+    assert (status, payload["status"]) == (400, 801), (why, payload)
+    login = b'{"scope": "default", "username": "D", "password": "%s"}'
+    status, payload = await answer(
+        http,
+        "POST",
+        server.url + PATHS["login"],
+        data=login.replace(b"%s", PASS.encode()),
+        headers={**KEY, **JSON},
+    )
+    assert payload["status"] == 603, "nothing was written: there is no user D"
+
+
+async def test_a_flat_extra_with_every_kind_of_value_round_trips(
+    http: aiohttp.ClientSession, server: RunningServer
+) -> None:
+    extra = {"name": "Tina", "level": 3, "ratio": 0.5, "big": 10**30, "pro": True}
+    body = {"scope": "default", "username": "Tina", "password": PASS, "extra": extra}
+    status, payload = await answer(
+        http, "POST", server.url + PATHS["create"], json=body, headers=KEY
+    )
+    assert status == 200, payload
+    assert payload["result"]["extra"] == extra

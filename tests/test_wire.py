@@ -59,6 +59,7 @@ LOGIN_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("surrogate-password", {"username": "Donna", "password": "pass\ud800word"}, 801),
     ("surrogate-username", {"username": "Do\udfffnna", "password": OK}, 801),
     ("zero-timeout", {"username": "Donna", "password": OK, "timeout": 0}, 801),
+    ("malformed-email", {"email": "donna", "password": OK}, 704),
 ]
 
 CREATE_CASES: list[tuple[str, dict[str, Any], int]] = [
@@ -71,6 +72,14 @@ CREATE_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("extra-surrogate", {"username": "Donna", "password": OK, "extra": {"a": "\ud800"}}, 801),
     ("extra-too-deep", {"username": "Donna", "password": OK, "extra": nested(100_000)}, 801),
     ("malformed-email", {"username": "Donna", "password": OK, "email": "donna"}, 704),
+    ("extra-nested", {"username": "Donna", "password": OK, "extra": {"a": {"b": 1}}}, 801),
+    ("extra-list-value", {"username": "Donna", "password": OK, "extra": {"a": [1]}}, 801),
+    ("extra-none-value", {"username": "Donna", "password": OK, "extra": {"a": None}}, 801),
+    ("extra-int-key", {"username": "Donna", "password": OK, "extra": {1: "a"}}, 801),
+    ("extra-nan", {"username": "Donna", "password": OK, "extra": {"a": float("nan")}}, 801),
+    ("extra-inf", {"username": "Donna", "password": OK, "extra": {"a": float("inf")}}, 801),
+    ("group-nul", {"username": "Donna", "password": OK, "group": "a\x00b"}, 801),
+    ("group-escape", {"username": "Donna", "password": OK, "group": "\x1b[31mred"}, 801),
 ]
 
 
@@ -129,3 +138,9 @@ async def test_unreachable_server_gives_815(offline_core: corelogin.Core) -> Non
 def test_listener_must_be_callable(dead_url: str) -> None:
     with corelogin.init(dead_url, "key") as core, pytest.raises(TypeError):
         core.users.login({"username": "Donna", "password": OK}, "not callable")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scope", ["def\x00ault", "a\nb", "\x7f"])
+def test_a_scope_with_control_characters_is_refused_at_init(dead_url: str, scope: str) -> None:
+    with pytest.raises(ValueError, match="control characters"):
+        corelogin.init(dead_url, "key", scope=scope)

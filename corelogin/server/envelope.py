@@ -6,7 +6,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -21,13 +23,47 @@ log = logging.getLogger("corelogin.server")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+# Strict JSON out: NaN and Infinity are not JSON, and would break every strict parser.
+_dumps = partial(json.dumps, allow_nan=False)
+
+
 def ok(result: Any, **extra: Any) -> web.Response:
-    return web.json_response({"result": result, **extra})
+    return web.json_response({"result": result, **extra}, dumps=_dumps)
 
 
 def _error_response(error: ApiError) -> web.Response:
     return web.json_response(
-        {"error": error.message, "status": int(error.status)}, status=error.http_status
+        {"error": error.message, "status": int(error.status)},
+        status=error.http_status,
+        dumps=_dumps,
+    )
+
+
+def _finite(text: str) -> float:
+    value = float(text)  # 1e400 reads as inf
+    if not math.isfinite(value):
+        raise ApiError(Status.WRONG_TYPE, "numbers must be finite")
+    return value
+
+
+def _not_a_number(name: str) -> Any:
+    raise ApiError(Status.WRONG_TYPE, f"{name} is not JSON")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    table = dict(pairs)
+    if len(table) != len(pairs):
+        raise ApiError(Status.WRONG_TYPE, "a JSON object has the same key twice")
+    return table
+
+
+def loads(raw: bytes) -> Any:
+    """Strict JSON in: no NaN or Infinity, no number too big to be finite, no key twice."""
+    return json.loads(
+        raw,
+        parse_float=_finite,
+        parse_constant=_not_a_number,
+        object_pairs_hook=_no_duplicate_keys,
     )
 
 
@@ -63,7 +99,7 @@ async def read_call(request: web.Request) -> tuple[str, dict[str, Any]]:
         raise ApiError(Status.WRONG_TYPE, "request body must be application/json", http_status=415)
     raw = await request.read()
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ApiError(Status.WRONG_TYPE, "request body is not valid JSON") from None
     if not isinstance(body, dict):

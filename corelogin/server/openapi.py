@@ -28,7 +28,9 @@ def _schema(field: Field) -> dict[str, Any]:
     if field.kind is dict:
         return {
             "type": "object",
-            "description": f"JSON values, at most {field.max_bytes} bytes as JSON",
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+            "description": f"a flat table: string, finite number or boolean values, at most "
+            f"{field.max_bytes} bytes as JSON",
         }
     schema: dict[str, Any] = {"type": "string", "minLength": 1}
     if field.max_chars is not None:
