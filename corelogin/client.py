@@ -10,7 +10,7 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from corelogin import signals
 from corelogin.delivery import MODES, Mode, Runtime
@@ -18,7 +18,16 @@ from corelogin.models import Event, Login
 from corelogin.request import Listener, Request
 from corelogin.transport import Retry, Transport
 from corelogin.users import CallSpec, Users
-from corelogin.wire import ApiError, Status, check_params, check_scope
+from corelogin.wire import (
+    APPLE,
+    FACEBOOK,
+    GOOGLE,
+    OPENUDID,
+    ApiError,
+    Status,
+    check_params,
+    check_scope,
+)
 
 __all__ = ["Core", "init"]
 
@@ -106,6 +115,12 @@ class Core:
         self._logged_in_user: Login | None = None
         self.users = Users(self)
 
+    # The provider names, here too because the Lua examples write ``core.FACEBOOK``.
+    FACEBOOK: Final = FACEBOOK
+    GOOGLE: Final = GOOGLE
+    APPLE: Final = APPLE
+    OPENUDID: Final = OPENUDID
+
     def __repr__(self) -> str:
         return f"<Core {self.server} scope={self.scope!r} deliver={self.deliver!r}>"
 
@@ -120,10 +135,13 @@ class Core:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _call(
-        self, spec: CallSpec, params: Mapping[str, Any], listener: Listener | None
-    ) -> Request:
+    def _call(self, spec: CallSpec, params: Any, listener: Any) -> Request:
         if listener is not None and not callable(listener):
+            if not isinstance(params, Mapping):  # login("Donna", "pw"), Backendless style
+                raise TypeError(
+                    f"params must be a table (a dict), then the listener: core.users.{spec.name}"
+                    '({"username": ..., "password": ...}, listener)'
+                )
             raise TypeError("listener must be callable (or None)")
         if self._frame and inspect.iscoroutinefunction(listener):
             raise TypeError(_ASYNC_IN_FRAME_MODE)

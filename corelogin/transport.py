@@ -102,6 +102,8 @@ def decode(http_status: int, raw: bytes) -> dict[str, Any]:
             raise ApiError(status, error)
         if 200 <= http_status < 300 and "result" in payload:
             return payload
+    hint = " (is the server URL right? init() takes the server's base URL)" * (http_status == 404)
     raise ApiError(
-        Status.INVALID_RESULT, f"the server's answer (HTTP {http_status}) is not a corelogin answer"
+        Status.INVALID_RESULT,
+        f"the server's answer (HTTP {http_status}) is not a corelogin answer{hint}",
     )

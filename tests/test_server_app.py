@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+import corelogin
 from corelogin.server import RunningServer
 from corelogin.wire import APP_KEY_HEADER, MAX_BODY_BYTES, PATHS
 from tests.helpers import APP_KEY
@@ -223,3 +224,19 @@ async def test_a_flat_extra_with_every_kind_of_value_round_trips(
     )
     assert status == 200, payload
     assert payload["result"]["extra"] == extra
+
+
+async def test_a_server_url_with_a_path_gets_a_hint(server: RunningServer) -> None:
+    async with corelogin.init(server.url + "/api", APP_KEY) as core:
+        event = await core.users.login({"username": "Donna", "password": PASS})
+    assert event.status == 800
+    assert "base URL" in (event.error or "")
+
+
+async def test_a_wrong_method_gets_405_with_allow(
+    http: aiohttp.ClientSession, server: RunningServer
+) -> None:
+    async with http.get(server.url + PATHS["login"], headers=KEY) as response:
+        assert response.status == 405
+        assert "POST" in response.headers.get("Allow", "")
+        assert (await response.json())["status"] == 800

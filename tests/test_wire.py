@@ -144,3 +144,18 @@ def test_listener_must_be_callable(dead_url: str) -> None:
 def test_a_scope_with_control_characters_is_refused_at_init(dead_url: str, scope: str) -> None:
     with pytest.raises(ValueError, match="control characters"):
         corelogin.init(dead_url, "key", scope=scope)
+
+
+def test_params_given_as_separate_strings_say_params_must_be_a_table(dead_url: str) -> None:
+    with corelogin.init(dead_url, "key") as core, pytest.raises(TypeError, match="a table"):
+        core.users.login("Donna", "pw")  # type: ignore[arg-type]
+
+
+def test_the_provider_names_are_on_the_core_too(dead_url: str) -> None:
+    with corelogin.init(dead_url, "key") as core:
+        assert (core.FACEBOOK, core.GOOGLE, core.APPLE, core.OPENUDID) == (
+            corelogin.FACEBOOK,
+            corelogin.GOOGLE,
+            corelogin.APPLE,
+            corelogin.OPENUDID,
+        )

@@ -80,7 +80,16 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         if exc.status < 400:
             raise
         # Unknown path, wrong method and the like: the request does not follow the wire contract.
-        return _error_response(ApiError(Status.INVALID_RESULT, exc.reason, http_status=exc.status))
+        message = exc.reason
+        if exc.status == 404:
+            message = (
+                f"no endpoint at {request.path}: the calls are under /v1/ (give init() the "
+                "server's base URL, without a path)"
+            )
+        response = _error_response(ApiError(Status.INVALID_RESULT, message, http_status=exc.status))
+        if "Allow" in exc.headers:  # 405 says which methods the path takes
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return _error_response(ApiError(Status.SERVER_ERROR, "server error"))
