@@ -63,7 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         sys.stderr.write(f"corelogin serve: {exc}\n")
         return 2
-    asyncio.run(serve_forever(config))
+    from corelogin.server.store import StoreError
+
+    try:
+        asyncio.run(serve_forever(config))
+    except (StoreError, OSError, ValueError) as exc:  # unusable database, port taken, bad URL
+        sys.stderr.write(f"corelogin serve: {exc}\n")
+        return 2
     return 0
 
 

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 import corelogin
 
 SERVE = [sys.executable, "-m", "corelogin.cli", "serve"]
@@ -72,3 +74,44 @@ def test_serve_without_a_key_refuses_to_start() -> None:
     )
     assert done.returncode == 2
     assert "app key is required" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("db", "says"),
+    [
+        ("sqlite:///{tmp}/missing/dir/x.sqlite3", "cannot use the SQLite database"),
+        ("mysql://root@localhost/corelogin", "unsupported database URL"),
+    ],
+    ids=["unusable-path", "unsupported-url"],
+)
+def test_serve_start_up_errors_are_one_line_and_status_2(
+    tmp_path: Path, db: str, says: str
+) -> None:
+    done = subprocess.run(
+        [*SERVE, "--port", str(free_port()), "--key", "k", "--db", db.format(tmp=tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_status_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*SERVE, "--port", str(port), "--key", "k", "--db", f"sqlite:///{tmp_path}/x.db"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from corelogin.server.store import (
     DuplicateUserError,
     LoginEvent,
     SessionRecord,
+    StoreError,
     UserRecord,
     open_store,
 )
@@ -68,7 +70,7 @@ async def test_a_newer_schema_is_refused(path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     db.close()
-    with pytest.raises(RuntimeError, match="newer"):
+    with pytest.raises(StoreError, match="newer"):
         await SQLiteStore(str(path)).open()
 
 
@@ -121,3 +123,63 @@ def test_open_store_knows_its_urls(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         open_store("postgresql://user:secret@host/db")
     assert "secret" not in str(info.value)
+
+
+async def test_a_new_database_file_is_readable_by_its_owner_only(path: Path) -> None:
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        await store.create_user(record("u1", "Donna"))
+        for name in (path, Path(f"{path}-wal")):
+            assert name.stat().st_mode & 0o777 == 0o600, name
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("round_", range(10))
+async def test_servers_opening_one_new_file_together_all_succeed(
+    tmp_path: Path, round_: int
+) -> None:
+    """Eight servers starting at once on a file that does not exist yet: each opens it, and
+    the schema is made once (the race that used to end in "database is locked")."""
+    path = tmp_path / f"new-{round_}.sqlite3"
+    stores = [SQLiteStore(str(path)) for _ in range(8)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        await stores[0].create_user(record("u1", "Donna"))
+        assert await stores[-1].user_exists("s", "donna", None)
+    finally:
+        for store in stores:
+            await store.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("form", ["sqlite:///{rel}", "sqlite:///{abs}", "{abs}", "{rel}"])
+async def test_sqlite_urls_follow_sqlalchemy_and_plain_paths_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = form.format(rel="data/x.sqlite3", abs=str(tmp_path / "data" / "x.sqlite3"))
+    (tmp_path / "data").mkdir()
+    store = open_store(url)
+    await store.open()
+    await store.close()
+    assert (tmp_path / "data" / "x.sqlite3").exists()
+
+
+async def test_a_database_path_that_cannot_be_used_is_one_clear_error(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}")
+    with pytest.raises(StoreError) as caught:
+        await store.open()
+    message = str(caught.value)
+    assert "missing" in message
+    assert "\n" not in message
+
+
+def test_an_unsupported_database_url_says_what_is_expected() -> None:
+    with pytest.raises(ValueError, match="expected sqlite:///PATH"):
+        open_store("mysql://root@localhost/db")

@@ -7,6 +7,7 @@ from corelogin.server.store.base import (
     LoginEvent,
     SessionRecord,
     Store,
+    StoreError,
     UserRecord,
     email_key,
     username_key,
@@ -17,6 +18,7 @@ __all__ = [
     "LoginEvent",
     "SessionRecord",
     "Store",
+    "StoreError",
     "UserRecord",
     "email_key",
     "open_store",
@@ -25,11 +27,16 @@ __all__ = [
 
 
 def open_store(url: str) -> Store:
-    """The backend for a database URL: ``sqlite:///PATH`` (or ``sqlite:///:memory:``)."""
-    if url.startswith("sqlite:///"):
+    """The backend for a database URL.
+
+    SQLite, as SQLAlchemy spells it: ``sqlite:///relative/path``, ``sqlite:////absolute/path``
+    (four slashes), ``sqlite:///:memory:``; a plain file path works too.
+    """
+    if url.startswith("sqlite:///") or "://" not in url:
         from corelogin.server.store.sqlite import SQLiteStore
 
         return SQLiteStore(url.removeprefix("sqlite:///"))
     if url.startswith(("postgresql://", "postgres://")):
         raise ValueError("the PostgreSQL store is not available yet; use sqlite:///PATH")
-    raise ValueError(f"unsupported database URL (expected sqlite:///PATH): {url.split(':')[0]}")
+    scheme = url.split("://", 1)[0]
+    raise ValueError(f"unsupported database URL {scheme}://... (expected sqlite:///PATH)")

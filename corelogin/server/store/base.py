@@ -16,6 +16,7 @@ __all__ = [
     "LoginEvent",
     "SessionRecord",
     "Store",
+    "StoreError",
     "UserRecord",
     "email_key",
     "username_key",
@@ -34,6 +35,10 @@ def email_key(email: str) -> str:
 
 class DuplicateUserError(Exception):
     """The username or the email is already taken in this scope."""
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message is one line for the operator."""
 
 
 @attrs.frozen

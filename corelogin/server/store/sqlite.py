@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from typing import Any, Final
 
@@ -13,6 +14,7 @@ from corelogin.server.store.base import (
     DuplicateUserError,
     LoginEvent,
     SessionRecord,
+    StoreError,
     UserRecord,
     email_key,
     username_key,
@@ -102,33 +104,64 @@ class SQLiteStore:
         return self._conn
 
     async def open(self) -> None:
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+        """Open (creating the file readable by its owner only), set up and migrate.
+
+        Raises `StoreError` with one line for the operator when the file cannot be used.
+        """
         try:
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA foreign_keys=ON",
-                "PRAGMA busy_timeout=5000",
-            ):
-                await self.conn.execute(pragma)
+            if self.path != ":memory:":
+                # SQLite gives its -wal and -shm files the database file's mode.
+                os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            # The busy timeout first: another server may be creating the same new file.
+            await self.conn.execute("PRAGMA busy_timeout=10000")
+            await self._use_wal()
+            await self.conn.execute("PRAGMA synchronous=NORMAL")
+            await self.conn.execute("PRAGMA foreign_keys=ON")
             await self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            await self.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreError(f"cannot use the SQLite database {self.path}: {reason}") from None
         except BaseException:
             await self.close()
             raise
 
+    async def _use_wal(self, attempts: int = 100) -> None:
+        """Switch to WAL. SQLite answers "database is locked" at once, without waiting out the
+        busy timeout, while another connection switches the same new file: try again."""
+        for attempt in range(attempts):
+            try:
+                await self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.01 * (1 + attempt % 10))
+
     async def _migrate(self) -> None:
-        async with self.conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = row[0] if row else 0
-        if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"database schema version {version} is newer than this corelogin "
-                f"({len(MIGRATIONS)}); upgrade corelogin"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self.conn.executescript(
-                f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
-            )
+        """Bring the schema up to date, one version per transaction. Each step reads the
+        version inside its own write transaction, so servers starting together on one new file
+        take turns and none runs a step twice."""
+        for number, script in enumerate(MIGRATIONS, start=1):
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                async with self.conn.execute("PRAGMA user_version") as cur:
+                    row = await cur.fetchone()
+                version = row[0] if row else 0
+                if version > len(MIGRATIONS):
+                    raise StoreError(
+                        f"database schema version {version} is newer than this corelogin "
+                        f"({len(MIGRATIONS)}); upgrade corelogin"
+                    )
+                if version < number:
+                    for statement in filter(str.strip, script.split(";")):
+                        await self.conn.execute(statement)
+                    await self.conn.execute(f"PRAGMA user_version = {number}")
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
 
     async def close(self) -> None:
         if self._conn is not None:
