@@ -8,22 +8,36 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from corelogin import __version__
+
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corelogin", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"corelogin {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve",
         help="run the reference server",
-        description="Run the reference server. Every option can also come from the "
-        "environment: CORELOGIN_HOST, CORELOGIN_PORT, CORELOGIN_DB, CORELOGIN_KEY.",
+        description="Run the reference server. Every setting can also come from the "
+        "environment (CORELOGIN_HOST, CORELOGIN_PORT, CORELOGIN_DB, CORELOGIN_KEY, and "
+        "CORELOGIN_<FIELD> for every other field of ServerConfig) or from --config FILE, a "
+        "TOML file whose keys are ServerConfig's field names. Flags win over the environment, "
+        "which wins over the file.",
     )
+    serve.add_argument("--config", metavar="FILE", help="a TOML file of ServerConfig fields")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 10001)")
     serve.add_argument("--db", help="database URL (default sqlite:///corelogin.sqlite3)")
     serve.add_argument("--key", help="the app key clients must send (prefer CORELOGIN_KEY)")
+    serve.add_argument("--min-password-length", type=int, help="shortest new password (default 8)")
+    serve.add_argument(
+        "--hash-queue",
+        type=int,
+        help="password hashes that may wait for a thread before the server answers 829 "
+        "(default 16 per hashing thread)",
+    )
     serve.add_argument(
         "--insecure-fast-hash",
         action="store_true",
@@ -46,18 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        from corelogin.server import ServerConfig, serve_forever
-    except ImportError as exc:  # pragma: no cover - depends on the install
+        from corelogin.server.config import ServerConfig
+        from corelogin.server.runner import serve_forever
+    except ImportError as exc:  # the server extra is not installed
         sys.stderr.write(
             f"the server needs the 'server' extra: pip install 'corelogin[server]' ({exc})\n"
         )
         return 2
     try:
         config = ServerConfig.from_env(
+            file=args.config,
             host=args.host,
             port=args.port,
             db=args.db,
             app_key=args.key,
+            min_password_length=args.min_password_length,
+            hash_queue=args.hash_queue,
             insecure_fast_hash=args.insecure_fast_hash,
         )
     except ValueError as exc:

@@ -16,7 +16,14 @@ from tests.netfaults import FaultServer, free_port
 
 @pytest.fixture
 def server_config(tmp_path: Path) -> ServerConfig:
-    return ServerConfig(app_key=APP_KEY, db=f"sqlite:///{tmp_path / 'corelogin.sqlite3'}", port=0)
+    # Tests make bursts of real logins: the hash queue is not what they test (test_passwords
+    # does that with a queue of its own), so it is made long enough for any of them.
+    return ServerConfig(
+        app_key=APP_KEY,
+        db=f"sqlite:///{tmp_path / 'corelogin.sqlite3'}",
+        port=0,
+        hash_queue=1000,
+    )
 
 
 @pytest.fixture

@@ -115,3 +115,72 @@ def test_serve_on_a_port_in_use_is_one_line_and_status_2(tmp_path: Path) -> None
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_version_prints_the_version() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "corelogin.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"corelogin {corelogin.__version__}"
+
+
+WITHOUT_SERVER_EXTRA = (
+    "import sys\n"
+    "sys.modules['argon2'] = None  # as if the server extra were not installed\n"
+    "sys.modules['aiosqlite'] = None\n"
+    "from corelogin.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_openapi_works_without_the_server_extra() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER_EXTRA, "openapi"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["openapi"].startswith("3.")
+
+
+def test_serve_without_the_server_extra_says_how_to_install_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SERVER_EXTRA, "serve", "--key", "k"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "corelogin[server]" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_takes_a_toml_config_and_min_password_length(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "corelogin.toml"
+    config.write_text(f'app_key = "toml-key"\nport = {port}\ndb = "{tmp_path / "x.sqlite3"}"\n')
+    proc = subprocess.Popen(
+        [*SERVE, "--config", str(config), "--min-password-length", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for_health(url, proc) == {"result": "ok"}
+        with corelogin.init(url, "toml-key") as core:
+            short = core.users.create({"username": "A", "password": "only 19 characters!"})
+            event = short.result(30)
+        assert event.status == corelogin.Status.USER_NOT_CREATED
+        assert "20 characters" in (event.error or "")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 
 import argon2
 import pytest
 
-from corelogin.server.passwords import PasswordHasher
+from corelogin.server.passwords import Busy, PasswordHasher
+from corelogin.wire import Status
 
 
 async def test_hashes_are_argon2id_with_the_owasp_parameters() -> None:
@@ -68,3 +70,28 @@ def test_insecure_fast_hash_is_loud(caplog: pytest.LogCaptureFixture) -> None:
         hasher = PasswordHasher(workers=1, insecure_fast=True)
         hasher.close()
     assert "INSECURE" in caplog.text
+
+
+def test_the_pool_is_sized_by_the_cores_this_process_may_use() -> None:
+    hasher = PasswordHasher()
+    try:
+        assert hasher.workers == len(os.sched_getaffinity(0))
+    finally:
+        hasher.close()
+
+
+async def test_a_full_hash_queue_refuses_at_once_with_829_and_retry_after() -> None:
+    """One thread and room for one waiting job: of five at once, two are hashed and three are
+    refused before any hashing, each with the time to wait."""
+    hasher = PasswordHasher(workers=1, queue=1)
+    try:
+        outcomes = await asyncio.gather(
+            *(hasher.hash("correct horse battery") for _ in range(5)), return_exceptions=True
+        )
+    finally:
+        hasher.close()
+    refused = [o for o in outcomes if isinstance(o, Busy)]
+    hashed = [o for o in outcomes if isinstance(o, str)]
+    assert len(hashed) == 2
+    assert len(refused) == 3
+    assert all(b.status == Status.TOO_MANY_REQUESTS and b.retry_after >= 1 for b in refused)

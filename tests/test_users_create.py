@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 import corelogin
-from corelogin.server import RunningServer
+from corelogin.server import RunningServer, ServerConfig, start_server
+from corelogin.server.passwords import PasswordHasher
 from tests.helpers import APP_KEY, PASSWORD, make_user
 
 
@@ -111,3 +112,32 @@ async def test_params_are_never_mutated(core: corelogin.Core) -> None:
     await core.users.login(bad)
 
     assert [create, login, bad] == snapshots
+
+
+async def test_a_taken_name_costs_the_same_hash_work_as_a_free_one(
+    server_config: ServerConfig,
+) -> None:
+    """Create hashes the password before it looks at the name, so that the time of a 600 does
+    not tell a taken name from a free one (the hasher counts its work here)."""
+    hasher = CountingHasher()
+    running = await start_server(server_config, hasher=hasher)
+    async with running, corelogin.init(running.url, APP_KEY) as core:
+        free = await core.users.create({"username": "Donna", "password": PASSWORD})
+        hashes_for_a_free_name = hasher.hashes
+        taken = await core.users.create({"username": "DONNA", "password": PASSWORD})
+    assert free.error is None
+    assert taken.status == corelogin.Status.USER_EXISTS
+    assert hashes_for_a_free_name == 1
+    assert hasher.hashes == 2, "the taken name cost a hash too"
+
+
+class CountingHasher(PasswordHasher):
+    """The real hasher, counting the hashes it makes."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=1)
+        self.hashes = 0
+
+    async def hash(self, password: str) -> str:
+        self.hashes += 1
+        return await super().hash(password)

@@ -10,6 +10,7 @@ from corelogin.server import users
 from corelogin.server.config import ServerConfig
 from corelogin.server.context import CONFIG, HASHER, STORE
 from corelogin.server.envelope import envelope_middleware
+from corelogin.server.logsafety import install as keep_secrets_out_of_logs
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.store import Store, open_store
@@ -42,12 +43,16 @@ def create_app(
     hasher: PasswordHasher | None = None,
 ) -> web.Application:
     """Build the application. ``store`` and ``hasher`` default to ones made from ``config``;
-    the application opens and closes whatever it holds."""
+    the application opens and closes whatever it holds. Whatever runs it, the log filters of
+    `corelogin.server.logsafety` are installed (once per process)."""
+    keep_secrets_out_of_logs()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_middleware])
     app[CONFIG] = config
     app[STORE] = store or open_store(config.db)
     app[HASHER] = hasher or PasswordHasher(
-        workers=config.hash_workers, insecure_fast=config.insecure_fast_hash
+        workers=config.hash_workers,
+        queue=config.hash_queue,
+        insecure_fast=config.insecure_fast_hash,
     )
     app.cleanup_ctx.append(_resources)
     app.add_routes(ROUTES)

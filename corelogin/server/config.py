@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,29 +32,67 @@ class ServerConfig:
     port: int = 10001
     # Policy for new passwords (OWASP: at least 8); longer limits live in corelogin.wire.
     min_password_length: int = 8
-    # Hashing threads; None means one per core (DESIGN.md §4).
+    # Hashing threads; None means one per core this process may use (DESIGN.md §4).
     hash_workers: int | None = None
+    # Hash jobs that may wait for a thread (None: 16 per thread); beyond them, 829 at once.
+    hash_queue: int | None = None
     # Cheap hashes for benchmarks only; refused unless set explicitly and logged loudly.
     insecure_fast_hash: bool = False
     session_idle_seconds: int = 7 * DAY
     session_absolute_seconds: int = 30 * DAY
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
-        """Read ``CORELOGIN_KEY``, ``CORELOGIN_DB``, ``CORELOGIN_HOST`` and ``CORELOGIN_PORT``;
-        keyword arguments that are not None win over the environment."""
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        file: str | None = None,
+        **overrides: Any,
+    ) -> ServerConfig:
+        """Every field from, in order of precedence: ``overrides`` that are not None (the
+        flags), ``CORELOGIN_<FIELD>`` variables (``CORELOGIN_KEY`` for ``app_key``), then the
+        TOML ``file``, whose keys are the field names; raises ``ValueError`` with one line."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, var, convert in (
-            ("app_key", "KEY", str),
-            ("db", "DB", str),
-            ("host", "HOST", str),
-            ("port", "PORT", int),
-        ):
-            raw = env.get(ENV_PREFIX + var)
+        values: dict[str, Any] = _read_toml(file) if file else {}
+        for field in attrs.fields(cls):
+            raw = env.get(ENV_PREFIX + _ENV_NAMES.get(field.name, field.name.upper()))
             if raw:
-                values[name] = convert(raw)
+                values[field.name] = _convert(field, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = sorted(set(values) - {field.name for field in attrs.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
         if "app_key" not in values:
             raise ValueError(f"an app key is required (--key or {ENV_PREFIX}KEY)")
-        return cls(**values)
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ValueError(f"bad configuration: {exc}") from None
+
+
+_ENV_NAMES = {"app_key": "KEY"}
+
+
+def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
+    """An environment variable's text as the field's type."""
+    kind = str(field.type)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind == "bool":
+            if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{field.name.upper()} must be a {kind}: {raw!r}") from None
+    return raw
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ValueError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"the configuration file {path} is not valid TOML: {exc}") from None

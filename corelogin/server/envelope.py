@@ -32,11 +32,15 @@ def ok(result: Any, **extra: Any) -> web.Response:
 
 
 def _error_response(error: ApiError) -> web.Response:
-    return web.json_response(
+    response = web.json_response(
         {"error": error.message, "status": int(error.status)},
         status=error.http_status,
         dumps=_dumps,
     )
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _finite(text: str) -> float:

@@ -56,13 +56,20 @@ def _errors(*codes: Status) -> dict[str, Any]:
     by_http: dict[int, list[Status]] = {}
     for code in (Status.BAD_APP_KEY, Status.WRONG_TYPE, *codes, Status.SERVER_ERROR):
         by_http.setdefault(http_status_for(code), []).append(code)
-    return {
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    responses: dict[str, Any] = {
         str(http): {
             "description": "; ".join(f"{int(c)} {c.name.lower().replace('_', ' ')}" for c in cs),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "content": error,
         }
         for http, cs in sorted(by_http.items())
     }
+    responses["415"] = {"description": "801 the body is not application/json", "content": error}
+    if Status.TOO_MANY_REQUESTS in codes:
+        responses["429"]["headers"] = {
+            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}
+        }
+    return dict(sorted(responses.items()))
 
 
 def _object(properties: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +155,7 @@ def document() -> dict[str, Any]:
                             Status.MISSING,
                             Status.EMPTY,
                             Status.TOO_LONG,
+                            Status.TOO_MANY_REQUESTS,
                         ),
                     },
                 }
@@ -172,9 +180,11 @@ def document() -> dict[str, Any]:
                         ),
                         **_errors(
                             Status.INVALID_CREDENTIALS,
+                            Status.EMAIL_INVALID,
                             Status.MISSING,
                             Status.EMPTY,
                             Status.TOO_LONG,
+                            Status.TOO_MANY_REQUESTS,
                         ),
                     },
                 }

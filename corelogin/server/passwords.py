@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-__all__ = ["PasswordHasher"]
+from corelogin.wire import ApiError, Status
+
+__all__ = ["Busy", "PasswordHasher", "usable_cores"]
 
 log = logging.getLogger("corelogin.server")
 
@@ -19,6 +21,23 @@ log = logging.getLogger("corelogin.server")
 MEMORY_KIB = 19456
 TIME_COST = 2
 PARALLELISM = 1
+
+RETRY_AFTER_SECONDS = 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, not the machine's core count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+class Busy(ApiError):
+    """Too many passwords are waiting to be hashed: 829, with a Retry-After in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(Status.TOO_MANY_REQUESTS, "the server is busy; try again shortly")
+        self.retry_after = retry_after
 
 
 class PasswordHasher:
@@ -28,7 +47,9 @@ class PasswordHasher:
     costs exactly what a wrong password costs (one argon2 verification).
     """
 
-    def __init__(self, *, workers: int | None = None, insecure_fast: bool = False) -> None:
+    def __init__(
+        self, *, workers: int | None = None, queue: int | None = None, insecure_fast: bool = False
+    ) -> None:
         if insecure_fast:
             log.warning(
                 "INSECURE: fast password hashing is on (benchmarks only); "
@@ -42,13 +63,23 @@ class PasswordHasher:
                 parallelism=PARALLELISM,
                 type=argon2.Type.ID,
             )
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or usable_cores()
+        # Jobs that may wait for a thread; beyond them a request is refused at once (829), so
+        # that a flood of logins cannot make everybody's wait grow without bound.
+        self.queue = 16 * self.workers if queue is None else queue
+        self._jobs = 0  # running and waiting; only touched on the event loop
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="corelogin-hash")
         self._dummy_hash = self._argon.hash(secrets.token_urlsafe(16))
 
     async def _run(self, fn: object, *args: str) -> object:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
+        if self._jobs >= self.workers + self.queue:
+            raise Busy(RETRY_AFTER_SECONDS)
+        self._jobs += 1
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
+        finally:
+            self._jobs -= 1
 
     async def hash(self, password: str) -> str:
         return str(await self._run(self._argon.hash, password))
