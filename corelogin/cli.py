@@ -64,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from corelogin.server.runner import serve_forever
     except ImportError as exc:  # the server extra is not installed
         sys.stderr.write(
-            f"the server needs the 'server' extra: pip install 'corelogin[server]' ({exc})\n"
+            "the server needs the 'server' extra: pip install -e '.[server]' in a checkout "
+            f"({exc})\n"
         )
         return 2
     try:

@@ -159,7 +159,7 @@ def test_serve_without_the_server_extra_says_how_to_install_it() -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "corelogin[server]" in done.stderr
+    assert "[server]" in done.stderr
     assert "Traceback" not in done.stderr
 
 

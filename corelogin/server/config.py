@@ -38,6 +38,13 @@ class ServerConfig:
     hash_queue: int | None = None
     # Cheap hashes for benchmarks only; refused unless set explicitly and logged loudly.
     insecure_fast_hash: bool = False
+    # Connections (docs/server.md): a request must arrive whole within request_timeout seconds;
+    # an idle keep-alive connection is closed after keepalive_timeout; beyond the connection
+    # limits a new connection is closed at once.
+    request_timeout: float = 30.0
+    keepalive_timeout: float = 60.0
+    max_connections: int = 4096
+    max_connections_per_address: int = 256
     session_idle_seconds: int = 7 * DAY
     session_absolute_seconds: int = 30 * DAY
 
@@ -79,6 +86,8 @@ def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
     try:
         if kind.startswith("int"):
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "bool":
             if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
                 raise ValueError(raw)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from corelogin.server.connections import arrived
 from corelogin.server.context import CONFIG
 from corelogin.wire import APP_KEY_HEADER, MAX_BODY_BYTES, ApiError, Status, check_scope
 
@@ -73,10 +74,15 @@ def loads(raw: bytes) -> Any:
 
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.body_exists:
+        arrived(request)  # nothing more to wait for; read_call says so for a body
     try:
         return await handler(request)
     except ApiError as exc:
         return _error_response(exc)
+    except ConnectionError:  # the client went away, or was too slow and was cut off
+        log.debug("the connection closed before %s %s was read", request.method, request.path)
+        return _error_response(ApiError(Status.NETWORK_ERROR, "connection closed"))
     except web.HTTPRequestEntityTooLarge:
         message = f"request body is larger than {MAX_BODY_BYTES} bytes"
         return _error_response(ApiError(Status.TOO_LONG, message))
@@ -111,6 +117,7 @@ async def read_call(request: web.Request) -> tuple[str, dict[str, Any]]:
     if request.content_type != "application/json":
         raise ApiError(Status.WRONG_TYPE, "request body must be application/json", http_status=415)
     raw = await request.read()
+    arrived(request)
     try:
         body = loads(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

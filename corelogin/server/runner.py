@@ -13,6 +13,7 @@ from aiohttp import web
 
 from corelogin.server.app import create_app
 from corelogin.server.config import ServerConfig
+from corelogin.server.connections import ConnectionGuard, GuardedHandler
 from corelogin.server.context import STORE
 from corelogin.server.store import Store
 
@@ -28,12 +29,14 @@ class RunningServer:
     url: str
     app: web.Application
     _runner: web.AppRunner
+    _listener: asyncio.Server
 
     @property
     def store(self) -> Store:
         return self.app[STORE]
 
     async def stop(self) -> None:
+        self._listener.close()
         await self._runner.cleanup()
 
     async def __aenter__(self) -> RunningServer:
@@ -48,16 +51,33 @@ async def start_server(config: ServerConfig, **app_options: Any) -> RunningServe
     app = create_app(config, **app_options)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    loop = asyncio.get_running_loop()
+    guard = ConnectionGuard(
+        max_connections=config.max_connections,
+        max_per_address=config.max_connections_per_address,
+        request_timeout=config.request_timeout,
+    )
+    server = runner.server
+    assert server is not None
+
+    def connection() -> GuardedHandler:
+        return GuardedHandler(
+            server,
+            guard=guard,
+            loop=loop,
+            keepalive_timeout=config.keepalive_timeout,
+            access_log=None,
+        )
+
     try:
-        site = web.TCPSite(runner, config.host, config.port)
-        await site.start()
+        listener = await loop.create_server(connection, config.host, config.port)
     except BaseException:
         await runner.cleanup()
         raise
-    host, port = runner.addresses[0][:2]
+    host, port = listener.sockets[0].getsockname()[:2]
     url = f"http://{host}:{port}"
     log.info("corelogin server listening on %s (store %s)", url, config.db.split(":", 1)[0])
-    return RunningServer(url, app, runner)
+    return RunningServer(url, app, runner, listener)
 
 
 class ServerThread:
