@@ -183,3 +183,42 @@ async def test_a_database_path_that_cannot_be_used_is_one_clear_error(tmp_path: 
 def test_an_unsupported_database_url_says_what_is_expected() -> None:
     with pytest.raises(ValueError, match="expected sqlite:///PATH"):
         open_store("mysql://root@localhost/db")
+
+
+FULLWIDTH = "\uff24\uff4f\uff4e\uff4e\uff41@home.com"  # "Donna@home.com" in fullwidth letters
+
+
+async def test_emails_are_unique_regardless_of_unicode_width(path: Path) -> None:
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        await store.create_user(record("u1", "Donna", "donna@home.com"))
+        with pytest.raises(DuplicateUserError):
+            await store.create_user(record("u2", "Other", FULLWIDTH))
+        found = await store.find_user("s", email=FULLWIDTH)
+        assert found is not None
+        assert found.user_id == "u1"
+    finally:
+        await store.close()
+
+
+async def test_the_migration_rekeys_emails_of_an_older_database(path: Path) -> None:
+    """A database made by schema 1 (email keys only casefolded) gets NFKC keys at open."""
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    db.execute(
+        "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
+        "password_hash, active, user_group, extra, created) "
+        "VALUES ('u1', 's', 'Donna', 'donna', ?, ?, 'h', 1, NULL, NULL, 1)",
+        (FULLWIDTH, FULLWIDTH.casefold()),
+    )
+    db.commit()
+    db.close()
+    store = SQLiteStore(str(path))
+    await store.open()
+    try:
+        found = await store.find_user("s", email="donna@home.com")
+        assert found is not None
+        assert found.email == FULLWIDTH  # the address as given is kept
+    finally:
+        await store.close()

@@ -29,8 +29,9 @@ def username_key(username: str) -> str:
 
 
 def email_key(email: str) -> str:
-    """Emails are unique per scope regardless of letter case."""
-    return email.casefold()
+    """Emails are unique per scope regardless of letter case or Unicode width (a fullwidth
+    address is the same address), as usernames are."""
+    return unicodedata.normalize("NFKC", email).casefold()
 
 
 class DuplicateUserError(Exception):

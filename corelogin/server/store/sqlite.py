@@ -58,6 +58,10 @@ MIGRATIONS: Final = (
     );
     CREATE INDEX sessions_user ON sessions (user_id);
     """,
+    # 2: email keys are NFKC-normalised too (corelogin_email_key is store.base.email_key).
+    """
+    UPDATE users SET email_key = corelogin_email_key(email) WHERE email IS NOT NULL;
+    """,
 )
 
 _USER_COLUMNS: Final = (
@@ -118,6 +122,7 @@ class SQLiteStore:
             await self._use_wal()
             await self.conn.execute("PRAGMA synchronous=NORMAL")
             await self.conn.execute("PRAGMA foreign_keys=ON")
+            await self.conn.create_function("corelogin_email_key", 1, email_key, deterministic=True)
             await self._migrate()
         except (OSError, sqlite3.Error) as exc:
             await self.close()
