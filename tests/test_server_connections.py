@@ -7,6 +7,7 @@ per-address limit tells them from the test's own requests, which come from 127.0
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -193,3 +194,38 @@ async def test_health_answers_fast_while_hundreds_of_slow_connections_are_held(
 
 
 ATTACKER_SOURCES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX-Corelogin-Key: secret\x01value\r\n\r\n",
+        b"POST /v1/users/login HTTP/1.1\r\nContent-Length: nope-secret\r\n\r\n",
+        b"BR\x00KEN secret-value\r\n\r\n",
+    ],
+    ids=["control-char-in-header", "bad-content-length", "not-http"],
+)
+async def test_a_request_aiohttp_cannot_parse_gets_the_json_envelope_and_no_echo(
+    guarded: RunningServer, request_bytes: bytes
+) -> None:
+    reader, writer = await connect(guarded, "127.0.0.1")
+    try:
+        writer.write(request_bytes)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400", answer
+    assert b"Content-Type: application/json" in head
+    assert b"Server: corelogin\r\n" in head + b"\r\n"
+    assert json.loads(body) == {"error": "the request is not valid HTTP", "status": 801}
+    assert b"secret" not in answer
+
+
+async def test_the_server_header_names_no_versions(guarded: RunningServer) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(guarded.url + PATHS["health"]) as response,
+    ):
+        assert response.headers["Server"] == "corelogin"

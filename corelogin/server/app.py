@@ -8,6 +8,7 @@ from aiohttp import web
 
 from corelogin.server import users
 from corelogin.server.config import ServerConfig
+from corelogin.server.connections import SERVER_NAME
 from corelogin.server.context import CONFIG, HASHER, STORE
 from corelogin.server.envelope import envelope_middleware
 from corelogin.server.logsafety import install as keep_secrets_out_of_logs
@@ -55,8 +56,13 @@ def create_app(
         insecure_fast=config.insecure_fast_hash,
     )
     app.cleanup_ctx.append(_resources)
+    app.on_response_prepare.append(_server_header)
     app.add_routes(ROUTES)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:

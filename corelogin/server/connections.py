@@ -23,11 +23,14 @@ from typing import Any, cast
 import attrs
 from aiohttp import web
 
-__all__ = ["ConnectionGuard", "GuardedHandler", "arrived"]
+from corelogin.wire import ApiError, Status
+
+__all__ = ["SERVER_NAME", "ConnectionGuard", "GuardedHandler", "arrived"]
 
 log = logging.getLogger("corelogin.server")
 
 REFUSAL_LOG_EVERY = 60.0  # seconds between two logs of refused connections
+SERVER_NAME = "corelogin"  # the Server header: no Python or aiohttp version to look up
 
 
 @attrs.define
@@ -103,6 +106,28 @@ class GuardedHandler(web.RequestHandler):
         if self._deadline is None and data:  # the first byte of the next request
             self._arm()
         super().data_received(data)
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request aiohttp could not parse (or a failure outside the app): logged as aiohttp
+        does (without the request's bytes: see logsafety), answered with the JSON envelope,
+        which echoes nothing of the request, unlike aiohttp's own plain-text answer."""
+        super().handle_error(request, status, exc, message)
+        if status >= 500:
+            error = ApiError(Status.SERVER_ERROR, "server error", http_status=status)
+        else:
+            error = ApiError(Status.WRONG_TYPE, "the request is not valid HTTP", http_status=status)
+        response = web.json_response(
+            {"error": error.message, "status": int(error.status)}, status=error.http_status
+        )
+        response.headers["Server"] = SERVER_NAME
+        response.force_close()
+        return response
 
     def arrived(self) -> None:
         """The current request has arrived whole: its handler may take its time."""
