@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -63,7 +64,9 @@ def server_process(key: str, *, insecure_fast_hash: bool = True) -> Iterator[str
         if insecure_fast_hash:
             command.append("--insecure-fast-hash")
         with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            # One bench user logs in many times at once: no per-account share either.
+            env = {**os.environ, "CORELOGIN_HASH_JOBS_PER_ACCOUNT": "100000"}
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, process, log, timeout=30)

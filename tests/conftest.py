@@ -16,13 +16,14 @@ from tests.netfaults import FaultServer, free_port
 
 @pytest.fixture
 def server_config(tmp_path: Path) -> ServerConfig:
-    # Tests make bursts of real logins: the hash queue is not what they test (test_passwords
-    # does that with a queue of its own), so it is made long enough for any of them.
+    # Tests make bursts of real logins, often of one user: the hash queue is not what they
+    # test (test_server_passwords does that with queues of its own), so it is long enough.
     return ServerConfig(
         app_key=APP_KEY,
         db=f"sqlite:///{tmp_path / 'corelogin.sqlite3'}",
         port=0,
         hash_queue=1000,
+        hash_jobs_per_account=1000,
     )
 
 

@@ -34,7 +34,9 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     later does about repeated failures.
     """
     db = tmp_path_factory.mktemp("exactly_once") / "corelogin.sqlite3"
-    config = ServerConfig(app_key=APP_KEY, db=f"sqlite:///{db}", port=0)
+    config = ServerConfig(
+        app_key=APP_KEY, db=f"sqlite:///{db}", port=0, hash_queue=1000, hash_jobs_per_account=1000
+    )
     with ServerThread(config) as server:
         with corelogin.init(server.url, APP_KEY) as core:
             for name in ("Donna", "Wrong"):

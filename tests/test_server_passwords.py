@@ -95,3 +95,19 @@ async def test_a_full_hash_queue_refuses_at_once_with_829_and_retry_after() -> N
     assert len(hashed) == 2
     assert len(refused) == 3
     assert all(b.status == Status.TOO_MANY_REQUESTS and b.retry_after >= 1 for b in refused)
+
+
+async def test_one_account_holds_at_most_its_share_of_the_queue() -> None:
+    """A flood aimed at one account gets two places; another account still gets in."""
+    hasher = PasswordHasher(workers=1, queue=100, per_account=2)
+    try:
+        stored = await hasher.hash("correct horse battery")
+        flood = [hasher.verify(stored, "wrong", account="s\0donna") for _ in range(10)]
+        other = hasher.verify(stored, "correct horse battery", account="s\0tina")
+        outcomes = await asyncio.gather(*flood, other, return_exceptions=True)
+    finally:
+        hasher.close()
+    flooded, tina = outcomes[:-1], outcomes[-1]
+    assert sum(isinstance(o, Busy) for o in flooded) == 8
+    assert sum(o is False for o in flooded) == 2
+    assert tina is True

@@ -53,6 +53,7 @@ def create_app(
     app[HASHER] = hasher or PasswordHasher(
         workers=config.hash_workers,
         queue=config.hash_queue,
+        per_account=config.hash_jobs_per_account,
         insecure_fast=config.insecure_fast_hash,
     )
     app.cleanup_ctx.append(_resources)

@@ -36,6 +36,9 @@ class ServerConfig:
     hash_workers: int | None = None
     # Hash jobs that may wait for a thread (None: 16 per thread); beyond them, 829 at once.
     hash_queue: int | None = None
+    # Hash jobs one account may have at once (a flood aimed at one account cannot fill the
+    # queue); beyond them, 829 at once.
+    hash_jobs_per_account: int = 4
     # Cheap hashes for benchmarks only; refused unless set explicitly and logged loudly.
     insecure_fast_hash: bool = False
     # Connections (docs/server.md): a request must arrive whole within request_timeout seconds;

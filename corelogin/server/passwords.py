@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import argon2
@@ -48,7 +49,12 @@ class PasswordHasher:
     """
 
     def __init__(
-        self, *, workers: int | None = None, queue: int | None = None, insecure_fast: bool = False
+        self,
+        *,
+        workers: int | None = None,
+        queue: int | None = None,
+        per_account: int = 4,
+        insecure_fast: bool = False,
     ) -> None:
         if insecure_fast:
             log.warning(
@@ -68,27 +74,44 @@ class PasswordHasher:
         # that a flood of logins cannot make everybody's wait grow without bound.
         self.queue = 16 * self.workers if queue is None else queue
         self._jobs = 0  # running and waiting; only touched on the event loop
+        # Jobs one account may have at once: a flood aimed at one account then holds four
+        # places in the queue, not all of them, and that account's owner still gets in.
+        self.per_account = per_account
+        self._by_account: Counter[str] = Counter()
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="corelogin-hash")
         self._dummy_hash = self._argon.hash(secrets.token_urlsafe(16))
 
-    async def _run(self, fn: object, *args: str) -> object:
-        if self._jobs >= self.workers + self.queue:
+    async def _run(self, fn: object, *args: str, account: str | None = None) -> object:
+        if self._jobs >= self.workers + self.queue or (
+            account is not None and self._by_account[account] >= self.per_account
+        ):
             raise Busy(RETRY_AFTER_SECONDS)
         self._jobs += 1
+        if account is not None:
+            self._by_account[account] += 1
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._pool, fn, *args)  # type: ignore[arg-type]
         finally:
             self._jobs -= 1
+            if account is not None:
+                self._by_account[account] -= 1
+                if not self._by_account[account]:
+                    del self._by_account[account]
 
     async def hash(self, password: str) -> str:
         return str(await self._run(self._argon.hash, password))
 
-    async def verify(self, stored_hash: str | None, password: str) -> bool:
-        """True if ``password`` matches; a None hash always runs one dummy check and fails."""
+    async def verify(
+        self, stored_hash: str | None, password: str, *, account: str | None = None
+    ) -> bool:
+        """True if ``password`` matches; a None hash always runs one dummy check and fails.
+
+        ``account`` names the account tried (known or not), for its share of the queue.
+        """
         target = self._dummy_hash if stored_hash is None else stored_hash
         try:
-            await self._run(self._argon.verify, target, password)
+            await self._run(self._argon.verify, target, password, account=account)
         except VerifyMismatchError:
             return False
         except (VerificationError, InvalidHashError):

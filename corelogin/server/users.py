@@ -18,6 +18,8 @@ from corelogin.server.store import (
     LoginEvent,
     SessionRecord,
     UserRecord,
+    email_key,
+    username_key,
 )
 from corelogin.wire import ApiError, Status, check_params
 
@@ -108,10 +110,14 @@ async def login(request: web.Request) -> web.Response:
     scope, body = await read_call(request)
     params = check_params("login", body)
     store, hasher = request.app[STORE], request.app[HASHER]
-    user = await store.find_user(scope, username=params.get("username"), email=params.get("email"))
+    username, email = params.get("username"), params.get("email")
+    user = await store.find_user(scope, username=username, email=email)
     # Exactly one argon2 verification whether or not the user exists (DESIGN.md §4).
     password = params["password"]
-    if not await hasher.verify(None if user is None else user.password_hash, password):
+    who = username_key(username) if username else "@" + email_key(params["email"])
+    account = f"{scope}\0{who}"
+    stored = None if user is None else user.password_hash
+    if not await hasher.verify(stored, password, account=account):
         raise ApiError(Status.INVALID_CREDENTIALS, INVALID_CREDENTIALS)
     assert user is not None
     if hasher.needs_rehash(user.password_hash):
