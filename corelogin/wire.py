@@ -177,7 +177,7 @@ class Field:
                     f"{self.name} must be a flat table: string keys; string, number or "
                     "boolean values",
                 )
-            if isinstance(value, float) and not math.isfinite(value):
+            if isinstance(value, int | float) and not _finite(value):
                 raise ApiError(Status.WRONG_TYPE, f"{self.name} numbers must be finite")
 
     def _too_long(self, limit: str) -> None:
@@ -189,6 +189,14 @@ class Field:
             return len(text.encode("utf-8"))
         except UnicodeEncodeError:
             raise ApiError(Status.WRONG_TYPE, f"{self.name} is not valid Unicode text") from None
+
+
+def _finite(number: float) -> bool:
+    """Finite as a double: what every JSON reader can hold (a 400-digit integer is not)."""
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 _KIND_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "table (dict)", bool: "boolean"}

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import attrs
 
-from corelogin.server import RunningServer
+from corelogin.server import RunningServer, ServerConfig, start_server
 from corelogin.server.app import ROUTES
 from corelogin.server.openapi import document, dumps
-from corelogin.wire import PASSWORD_MAX_BYTES, USERNAME_MAX_CHARS
+from corelogin.wire import PASSWORD_MAX_BYTES, PATHS, USERNAME_MAX_CHARS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,3 +55,18 @@ def test_the_openapi_command_prints_it() -> None:
         check=True,
     )
     assert json.loads(done.stdout) == document()
+
+
+async def test_the_served_document_has_this_servers_password_minimum(
+    server_config: ServerConfig,
+) -> None:
+    config = attrs.evolve(server_config, min_password_length=12)
+    async with (
+        await start_server(config) as running,
+        aiohttp.ClientSession() as session,
+        session.get(running.url + PATHS["openapi"]) as response,
+    ):
+        served = await response.json()
+    create = served["paths"][PATHS["create"]]["post"]["requestBody"]["content"]
+    schema = create["application/json"]["schema"]
+    assert schema["properties"]["password"]["minLength"] == 12

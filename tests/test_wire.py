@@ -78,6 +78,7 @@ CREATE_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("extra-int-key", {"username": "Donna", "password": OK, "extra": {1: "a"}}, 801),
     ("extra-nan", {"username": "Donna", "password": OK, "extra": {"a": float("nan")}}, 801),
     ("extra-inf", {"username": "Donna", "password": OK, "extra": {"a": float("inf")}}, 801),
+    ("extra-huge-int", {"username": "Donna", "password": OK, "extra": {"a": 10**400}}, 801),
     ("group-nul", {"username": "Donna", "password": OK, "group": "a\x00b"}, 801),
     ("group-escape", {"username": "Donna", "password": OK, "group": "\x1b[31mred"}, 801),
 ]

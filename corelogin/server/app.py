@@ -26,7 +26,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(document())
+    """The document of this server: its own password minimum, not the default's."""
+    return web.json_response(document(request.app[CONFIG].min_password_length))
 
 
 ROUTES = [
