@@ -10,9 +10,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from corelogin.wire import PATHS
 
@@ -39,9 +41,31 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
     raise RuntimeError(f"the server did not answer {PATHS['health']} within {timeout} s")
 
 
+# The benchmarks measure the client: the server queues every hash and never sheds load, even
+# when one bench user logs in many times at once.
+CLIENT_BENCH_SETTINGS: Final[Mapping[str, str]] = {
+    "HASH_QUEUE": "100000",
+    "HASH_JOBS_PER_ACCOUNT": "100000",
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int
+
+
 @contextmanager
-def server_process(key: str, *, insecure_fast_hash: bool = True) -> Iterator[str]:
-    """Run ``corelogin serve`` on a free port and a throwaway SQLite file; yields its URL."""
+def server_process(
+    key: str,
+    *,
+    insecure_fast_hash: bool = True,
+    settings: Mapping[str, str] = CLIENT_BENCH_SETTINGS,
+) -> Iterator[Server]:
+    """Run ``corelogin serve`` on a free port and a throwaway SQLite file.
+
+    ``settings`` are ServerConfig fields as ``CORELOGIN_<FIELD>`` variables (without the prefix).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         port, log = free_port(), Path(tmp) / "server.log"
         command = [
@@ -57,20 +81,16 @@ def server_process(key: str, *, insecure_fast_hash: bool = True) -> Iterator[str
             key,
             "--log-level",
             "ERROR",
-            # The benchmarks measure the client: the server queues every hash, never sheds.
-            "--hash-queue",
-            "100000",
         ]
         if insecure_fast_hash:
             command.append("--insecure-fast-hash")
+        env = {**os.environ, **{f"CORELOGIN_{name}": value for name, value in settings.items()}}
         with log.open("wb") as out:
-            # One bench user logs in many times at once: no per-account share either.
-            env = {**os.environ, "CORELOGIN_HASH_JOBS_PER_ACCOUNT": "100000"}
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, process, log, timeout=30)
-            yield url
+            yield Server(url, process.pid)
         finally:
             process.terminate()
             process.wait(10)

@@ -46,7 +46,10 @@ def main() -> int:
         else:
             latencies.append(evt.tt)
 
-    with _server.server_process(key) as url, corelogin.init(url, key, deliver="frame") as core:
+    with (
+        _server.server_process(key) as server,
+        corelogin.init(server.url, key, deliver="frame") as core,
+    ):
         created = core.users.create(params).result(30)
         assert created.error is None, created
         core.users.login(params).result(30)  # warm up: the connection pool, imports

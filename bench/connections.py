@@ -91,7 +91,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="how long /health is asked")
     args = parser.parse_args()
     key = secrets.token_urlsafe(16)
-    with _server.server_process(key) as url:
+    with _server.server_process(key) as server:
+        url = server.url
         asyncio.run(measure(url, args))
 
 

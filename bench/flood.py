@@ -34,9 +34,6 @@ import multiprocessing
 import os
 import secrets
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -48,6 +45,7 @@ from typing import Any
 
 import _server
 import aiohttp
+from _server import Server
 
 import corelogin
 from corelogin.server.passwords import RETRY_AFTER_SECONDS, usable_cores
@@ -66,49 +64,14 @@ WRONG = int(Status.INVALID_CREDENTIALS)
 # -- the server ------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    url: str
-    pid: int
-
-
 @contextmanager
 def server_process(key: str, hash_queue: int | None, connections: int) -> Iterator[Server]:
-    """``corelogin serve`` with real argon2id and the given hash queue (None: its default).
-
-    `_server.server_process` always asks for a huge queue and has no say on it, hence this copy
-    of its pattern.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        port, log = _server.free_port(), Path(tmp) / "server.log"
-        command = [
-            sys.executable,
-            "-m",
-            "corelogin.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--db",
-            f"sqlite:///{Path(tmp) / 'bench.sqlite3'}",
-            "--key",
-            key,
-            "--log-level",
-            "ERROR",
-        ]
-        if hash_queue is not None:
-            command += ["--hash-queue", str(hash_queue)]
-        env = dict(os.environ)
-        if connections > DEFAULT_PER_ADDRESS:  # every client here has the same address
-            env["CORELOGIN_MAX_CONNECTIONS_PER_ADDRESS"] = str(connections)
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _server.wait_healthy(url, process, log, timeout=30)
-            yield Server(url, process.pid)
-        finally:
-            process.terminate()
-            process.wait(10)
+    """``corelogin serve`` with real argon2id and the given hash queue (None: its default)."""
+    settings = {} if hash_queue is None else {"HASH_QUEUE": str(hash_queue)}
+    if connections > DEFAULT_PER_ADDRESS:  # every client here has the same address
+        settings["MAX_CONNECTIONS_PER_ADDRESS"] = str(connections)
+    with _server.server_process(key, insecure_fast_hash=False, settings=settings) as server:
+        yield server
 
 
 def cpu_seconds(pid: int) -> float | None:

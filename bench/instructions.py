@@ -108,7 +108,8 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     key = secrets.token_urlsafe(16)
-    with _server.server_process(key) as url:
+    with _server.server_process(key) as server:
+        url = server.url
         with corelogin.init(url, key) as core:
             created = core.users.create(PARAMS).result(30)
             assert created.error is None, created

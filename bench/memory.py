@@ -230,7 +230,8 @@ def main() -> int:
 
     key = secrets.token_urlsafe(16)
     runs = []
-    with _server.server_process(key) as url:
+    with _server.server_process(key) as server:
+        url = server.url
         with corelogin.init(url, key, deliver="frame") as setup:
             for user in (GOOD, WRONG_USER):
                 created = setup.users.create(user).result(30)

@@ -146,7 +146,8 @@ def main() -> None:
     if args.n < 2:
         parser.error("-n must be at least 2")
     key = secrets.token_urlsafe(16)
-    with _server.server_process(key) as url:
+    with _server.server_process(key) as server:
+        url = server.url
         sdk_ms, raw_ms = asyncio.run(measure(url, key, args.n, args.warmup))
     ratio = statistics.median(sdk_ms) / statistics.median(raw_ms)
     ratio90 = statistics.quantiles(sdk_ms, n=10)[8] / statistics.quantiles(raw_ms, n=10)[8]
