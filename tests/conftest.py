@@ -10,21 +10,13 @@ import pytest
 
 import corelogin
 from corelogin.server import RunningServer, ServerConfig, ServerThread, start_server
-from tests.helpers import APP_KEY, LOGIN
+from tests.helpers import APP_KEY, LOGIN, server_config_for
 from tests.netfaults import FaultServer, free_port
 
 
 @pytest.fixture
 def server_config(tmp_path: Path) -> ServerConfig:
-    # Tests make bursts of real logins, often of one user: the hash queue is not what they
-    # test (test_server_passwords does that with queues of its own), so it is long enough.
-    return ServerConfig(
-        app_key=APP_KEY,
-        db=f"sqlite:///{tmp_path / 'corelogin.sqlite3'}",
-        port=0,
-        hash_queue=1000,
-        hash_jobs_per_account=1000,
-    )
+    return server_config_for(tmp_path / "corelogin.sqlite3")
 
 
 @pytest.fixture

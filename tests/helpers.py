@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
 import threading
+import time
+import urllib.request
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import corelogin
+from corelogin.server.config import ServerConfig
 
 APP_KEY = "test-app-key"
 PASSWORD = "correct horse battery"
@@ -75,3 +81,30 @@ def unclosed_messages(
         if "nclosed" in r.getMessage() or "destroyed but it is pending" in r.getMessage()
     ]
     return found
+
+
+def wait_for_health(url: str, proc: subprocess.Popen[str], timeout: float = 30) -> dict[str, str]:
+    """Wait for a ``corelogin serve`` subprocess to answer /health; return what it answered."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {proc.communicate()}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                return dict(json.load(response))
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the server never became healthy")
+
+
+def server_config_for(db: Path) -> ServerConfig:
+    """A server on a free port and the SQLite file ``db``. Tests make bursts of real logins,
+    often of one user: load shedding is not what they test (test_server_passwords does that
+    with queues of its own), so the hash queue and each account's share are made long enough."""
+    return ServerConfig(
+        app_key=APP_KEY,
+        db=f"sqlite:///{db}",
+        port=0,
+        hash_queue=1000,
+        hash_jobs_per_account=1000,
+    )

@@ -7,33 +7,15 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 import corelogin
+from tests.helpers import wait_for_health
+from tests.netfaults import free_port
 
 SERVE = [sys.executable, "-m", "corelogin.cli", "serve"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_health(url: str, proc: subprocess.Popen[str]) -> dict[str, str]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as response:
-                return dict(json.load(response))
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the server never became healthy")
 
 
 def test_serve_takes_the_key_from_the_environment_and_serves_logins(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import corelogin
 from corelogin.server import ServerConfig, ServerThread
 from corelogin.transport import Retry
 from corelogin.wire import Status
-from tests.helpers import APP_KEY, PASSWORD
+from tests.helpers import APP_KEY, PASSWORD, server_config_for
 from tests.netfaults import Behaviour, FaultServer, free_port
 
 pytestmark = pytest.mark.timeout(120)
@@ -34,10 +34,7 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     later does about repeated failures.
     """
     db = tmp_path_factory.mktemp("exactly_once") / "corelogin.sqlite3"
-    config = ServerConfig(
-        app_key=APP_KEY, db=f"sqlite:///{db}", port=0, hash_queue=1000, hash_jobs_per_account=1000
-    )
-    with ServerThread(config) as server:
+    with ServerThread(server_config_for(db)) as server:
         with corelogin.init(server.url, APP_KEY) as core:
             for name in ("Donna", "Wrong"):
                 event = core.users.create({"username": name, "password": PASSWORD}).result(10)

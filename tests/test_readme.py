@@ -9,19 +9,18 @@ put into the snippets' URL too. A block that cannot run alone must be preceded b
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import wait_for_health
+from tests.netfaults import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -75,12 +74,6 @@ def serve_commands() -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def with_port(argv: list[str], port: int) -> list[str]:
     """``argv`` with the value of ``--port`` replaced, and nothing else changed."""
     out = list(argv)
@@ -114,19 +107,6 @@ def start(command: str, port: int, cwd: Path) -> tuple[subprocess.Popen[str], st
         text=True,
     )
     return proc, env.get("CORELOGIN_KEY", "")
-
-
-def wait_for_health(url: str, proc: subprocess.Popen[str]) -> dict[str, str]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited: {proc.communicate()}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1) as response:
-                return dict(json.load(response))
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the server never became healthy")
 
 
 def stop(proc: subprocess.Popen[str]) -> str:

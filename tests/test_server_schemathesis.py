@@ -44,7 +44,7 @@ from corelogin.wire import (
     check_params,
     check_scope,
 )
-from tests.helpers import APP_KEY
+from tests.helpers import APP_KEY, server_config_for
 
 SEED = 20240607
 # Per operation and phase; the coverage phase adds its own boundary and negative cases.
@@ -106,8 +106,7 @@ def _config() -> schemathesis.Config:
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db: Path = tmp_path_factory.mktemp("schemathesis") / "corelogin.sqlite3"
-    config = ServerConfig(app_key=APP_KEY, db=f"sqlite:///{db}", port=0, hash_queue=1000)
-    with ServerThread(config) as server:
+    with ServerThread(server_config_for(db)) as server:
         yield server.url
 
 
