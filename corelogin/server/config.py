@@ -48,8 +48,40 @@ class ServerConfig:
     keepalive_timeout: float = 60.0
     max_connections: int = 4096
     max_connections_per_address: int = 256
+    # Sessions (DESIGN.md §4): refused once idle or old beyond these.
     session_idle_seconds: int = 7 * DAY
     session_absolute_seconds: int = 30 * DAY
+    # The admin key of trusted back-end code (header X-Corelogin-Admin-Key); None: no admin.
+    admin_key: str | None = attrs.field(default=None, repr=False)
+    # New passwords: refused when zxcvbn scores them below this (0 turns the check off).
+    min_password_score: int = 1
+    # Mail (docs/accounts.md): smtp_url sends through SMTP, mail_outbox writes .eml files
+    # instead (development); neither: calls that send mail get 702.
+    smtp_url: str | None = None
+    smtp_password: str | None = attrs.field(default=None, repr=False)
+    smtp_timeout: float = 10.0
+    mail_outbox: str | None = None
+    # Sender of the mails the server writes itself (password reset).
+    mail_from: str = "corelogin@localhost"
+    # Custom confirmation templates (email_tpl) are bare file names in this directory.
+    templates_dir: str | None = None
+    # Base of the links in mail; None: http://host:port of this server.
+    public_url: str | None = None
+    confirmation_ttl_seconds: int = DAY
+    reset_ttl_seconds: int = 3600
+    # One resend_confirmation per user per this many seconds (829 otherwise).
+    resend_interval_seconds: int = 60
+    # send_password_reset: one per email address per interval, and at most this many per
+    # client address per minute (829 otherwise).
+    reset_interval_seconds: int = 60
+    resets_per_address_per_minute: int = 10
+
+    def link(self, path: str, port: int | None = None) -> str:
+        """An absolute link to ``path`` on this server, for mail: under ``public_url``, else
+        on ``host`` and ``port`` (the port the server really listens on, when given). Never
+        from a request's Host header, which the client chooses."""
+        base = self.public_url or f"http://{self.host}:{port or self.port}"
+        return base.rstrip("/") + path
 
     @classmethod
     def from_env(
@@ -81,6 +113,7 @@ class ServerConfig:
 
 
 _ENV_NAMES = {"app_key": "KEY"}
+
 
 
 def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
