@@ -14,11 +14,12 @@ from typing import Any, Final, Literal
 
 from corelogin import signals
 from corelogin.delivery import MODES, Mode, Runtime
-from corelogin.models import Event, Login
+from corelogin.models import Event, Login, User
 from corelogin.request import Listener, Request
 from corelogin.transport import Retry, Transport
 from corelogin.users import CallSpec, Users
 from corelogin.wire import (
+    ADMIN_KEY_HEADER,
     APPLE,
     FACEBOOK,
     GOOGLE,
@@ -44,13 +45,15 @@ def init(
     *,
     deliver: Deliver = "auto",
     retries: int = 2,
+    admin_key: str | None = None,
 ) -> Core:
     """Connect to a corelogin server (nothing is sent until the first call).
 
     ``deliver="auto"`` picks ``"asyncio"`` when called inside a running loop and ``"frame"``
-    otherwise; see `Core` for the modes.
+    otherwise; see `Core` for the modes. ``admin_key`` lets trusted back-end code act on any
+    user of the scope: never ship it in a game.
     """
-    return Core(server, key, scope, timeout, deliver=deliver, retries=retries)
+    return Core(server, key, scope, timeout, deliver=deliver, retries=retries, admin_key=admin_key)
 
 
 class Core:
@@ -71,6 +74,7 @@ class Core:
         *,
         deliver: Deliver = "auto",
         retries: int = 2,
+        admin_key: str | None = None,
     ) -> None:
         if not isinstance(server, str) or not server.startswith(("http://", "https://")):
             raise ValueError("server must be an http:// or https:// URL")
@@ -83,6 +87,8 @@ class Core:
         self.timeout = _check_timeout(timeout)
         if not isinstance(retries, int) or retries < 0:
             raise ValueError("retries must be a non-negative integer")
+        if admin_key is not None and (not isinstance(admin_key, str) or not admin_key):
+            raise ValueError("admin_key must be a non-empty string (or None)")
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -98,6 +104,7 @@ class Core:
             raise RuntimeError("deliver='asyncio' needs a running loop: call init() inside it")
         self.server = server
         self._transport = Transport(server, key, Retry(attempts=retries))
+        self._admin_key = admin_key
         self._frame = mode == "frame"  # read on every call's path
         self._runtime = Runtime(
             mode,
@@ -185,11 +192,14 @@ class Core:
         expiry = asyncio.get_running_loop().call_later(limit, self._expire, request, limit)
         apply: Callable[[], None] | None = None
         try:
-            payload = await self._transport.post(spec.path, body)
+            headers = self._credentials() if spec.about_a_user else None
+            payload = await self._transport.post(spec.path, body, headers)
             result = spec.parse(payload["result"])
             event = Event(spec.name, result=result, tt=request._elapsed_ms())
             if spec.opens_session:
                 apply = partial(self._open_session, result, payload.get("session"))
+            elif spec.about_a_user:
+                apply = partial(self._user_changed, spec.name, body["user_id"], result)
         except ApiError as exc:
             event = _failure(request, exc.status, exc.message)
         except ValueError as exc:
@@ -205,10 +215,29 @@ class Core:
         # On the I/O loop: where asyncio and thread modes run listeners, so run it right here.
         self._settle(request, event, apply, here=not self._frame)
 
+    def _credentials(self) -> dict[str, str]:
+        """What a call about a user is sent with: the session, and the admin key if any."""
+        headers = {}
+        if self._session_token is not None:
+            headers["Authorization"] = f"Bearer {self._session_token}"
+        if self._admin_key is not None:
+            headers[ADMIN_KEY_HEADER] = self._admin_key
+        return headers
+
     def _open_session(self, login: Login, session: Any) -> None:
         token = session.get("token") if isinstance(session, Mapping) else None
         self._session_token = token if isinstance(token, str) else None
         self._logged_in_user = login
+
+    def _user_changed(self, call: str, user_id: str, result: Any) -> None:
+        """Keep ``logged_in_user`` true to what the server answered about that user."""
+        login = self._logged_in_user
+        if login is None or login.user_id != user_id:
+            return
+        if call == "delete" and result == 1:  # its sessions went with it
+            self._session_token = self._logged_in_user = None
+        elif isinstance(result, User):
+            self._logged_in_user = login.updated(result)
 
     def _settle(
         self,

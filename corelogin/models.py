@@ -125,6 +125,19 @@ class Login(_Table):
             validated=_bool(data.get("validated")),
         )
 
+    def updated(self, user: User) -> Login:
+        """This login with the record of its user as ``user`` now has it."""
+        return attrs.evolve(
+            self,
+            active=user.active,
+            confirmation=user.confirmation,
+            email=user.email,
+            group=user.group,
+            extra=user.extra,
+            username=user.username,
+            validated=user.active and user.confirmation is None,
+        )
+
 
 @attrs.frozen(eq=True)
 class User(_Table):

@@ -45,14 +45,17 @@ class Transport:
             )
         return self._session
 
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Send a call and return the success envelope; failures raise `ApiError`."""
+    async def post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Send a call (with ``headers`` besides the app key's) and return the success
+        envelope; failures raise `ApiError`."""
         data = json.dumps(body).encode()
         url = self._base + path
         attempt = 0
         while True:
             try:
-                async with self._client().post(url, data=data) as response:
+                async with self._client().post(url, data=data, headers=headers) as response:
                     raw = await response.read()
                     return decode(response.status, raw)
             except aiohttp.ClientConnectorError as exc:

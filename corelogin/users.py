@@ -1,4 +1,8 @@
-"""``core.users``: the user calls, snake_case and by their Lua names."""
+"""``core.users``: the user calls, snake_case and by their Lua names.
+
+What a call sends and may answer is declared once, in `corelogin.wire.CALLS`; this module adds
+what only the SDK needs: how its result is read and which signals announce it.
+"""
 
 from __future__ import annotations
 
@@ -10,77 +14,140 @@ from blinker import NamedSignal
 
 from corelogin import signals
 from corelogin.models import Login, User
-from corelogin.wire import PATHS
+from corelogin.wire import CALLS, NULL, Call
 
 if TYPE_CHECKING:
     from corelogin.client import Core
     from corelogin.request import Listener, Request
 
-__all__ = ["NULL", "CallSpec", "Users"]
+__all__ = ["NULL", "SPECS", "CallSpec", "Users"]
 
 
-class _Null:
-    """``core.users.NULL``: in ``update``, removes a key from ``extra``."""
+def _exactly(kind: type) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if type(value) is not kind:  # bool is an int, and 1 is not True
+            raise ValueError(f"expected a {kind.__name__}, got {type(value).__name__}")
+        return value
 
-    _instance: _Null | None = None
-
-    def __new__(cls) -> _Null:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NULL"
+    return parse
 
 
-NULL: Final = _Null()
+_PARSERS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "User": User.from_wire,
+    "Login": Login.from_wire,
+    "integer": _exactly(int),
+    "string": _exactly(str),
+    "boolean": _exactly(bool),
+}
+
+# The signal each call sends on success and on failure.
+_SIGNALS: Final[Mapping[str, tuple[NamedSignal | None, NamedSignal | None]]] = {
+    "create": (signals.user_created, None),
+    "login": (signals.login, signals.login_failed),
+    "update": (signals.user_updated, None),
+    "delete": (signals.user_deleted, None),
+}
 
 
 @attrs.frozen
 class CallSpec:
     """How one call is sent, read and announced."""
 
-    name: str
+    call: Call
     parse: Callable[[Any], Any]
     success: NamedSignal | None = None
     failure: NamedSignal | None = None
-    # A successful answer carries a session for the Core to keep.
-    opens_session: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.call.name
 
     @property
     def path(self) -> str:
-        return PATHS[self.name]
+        return self.call.path
+
+    @property
+    def opens_session(self) -> bool:
+        """A successful answer carries a session for the Core to keep."""
+        return self.call.result == "Login"
+
+    @property
+    def about_a_user(self) -> bool:
+        """Sent with the session or the admin key; may change the logged-in user."""
+        return self.call.access != "app"
 
 
-CREATE: Final = CallSpec("create", User.from_wire, success=signals.user_created)
-LOGIN: Final = CallSpec(
-    "login",
-    Login.from_wire,
-    success=signals.login,
-    failure=signals.login_failed,
-    opens_session=True,
-)
+SPECS: Final[Mapping[str, CallSpec]] = {
+    name: CallSpec(call, _PARSERS[call.result], *_SIGNALS.get(name, (None, None)))
+    for name, call in CALLS.items()
+}
 
 
 class Users:
     """The ``core.users`` namespace. Every method returns a `Request` at once; the listener
-    gets the Event later, exactly once."""
+    gets the Event later, exactly once. Each call is also reachable by its Lua name."""
 
     NULL: Final = NULL
 
     def __init__(self, core: Core) -> None:
         self._core = core
 
+    def _call(self, name: str, params: Any, listener: Listener | None) -> Request:
+        return self._core._call(SPECS[name], params, listener)
+
     def create(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
-        """Register a user: ``username``, ``password``, optional ``email``, ``group``, ``extra``.
+        """Register a user: ``username``, ``password``, optional ``email``, ``group``,
+        ``extra`` and ``confirmation`` (``{"from_email", "subject", "email_tpl"?,
+        "tpl_keys"?}``: the user stays inactive until the mailed link is followed).
 
         The result is a `User`.
         """
-        return self._core._call(CREATE, params, listener)
+        return self._call("create", params, listener)
 
     def login(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
         """Log in with ``username`` or ``email`` and ``password``; the result is a `Login`."""
-        return self._core._call(LOGIN, params, listener)
+        return self._call("login", params, listener)
+
+    def get(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+        """``{"user_id"}`` → the `User` (your own, or any with the admin key)."""
+        return self._call("get", params, listener)
+
+    def update(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+        """``{"user_id", "update": {...}}`` → the updated `User`.
+
+        ``update`` may hold ``username``, ``password``, ``email``, ``extra`` (merged key by key;
+        `NULL` removes a key), and with the admin key ``group`` and ``active``. A new password
+        or email of your own needs ``current_password``.
+        """
+        return self._call("update", params, listener)
+
+    def delete(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+        """``{"user_id"}`` → 1, or 0 when there was no such user (admin key)."""
+        return self._call("delete", params, listener)
+
+    def resend_confirmation(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id"}`` of a user awaiting confirmation → its ``user_id``; mails a new
+        link, and the old ones stop working."""
+        return self._call("resend_confirmation", params, listener)
+
+    def send_password_reset(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"email"}`` → True, whether or not the address is known; mails a reset link."""
+        return self._call("send_password_reset", params, listener)
+
+    def reset_password(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"code", "password"}`` → True; every session of the user ends."""
+        return self._call("reset_password", params, listener)
+
+    # Lua names (a test checks there is one for every call of corelogin.wire.CALLS).
+    resendConfirmation = resend_confirmation
+    sendPasswordReset = send_password_reset
+    resetPassword = reset_password
 
     @property
     def logged_in_user(self) -> Login | None:

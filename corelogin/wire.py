@@ -13,18 +13,22 @@ import json
 import math
 import unicodedata
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
 __all__ = [
+    "ADMIN_KEY_HEADER",
     "APP_KEY_HEADER",
+    "CALLS",
     "CREATE_FIELDS",
     "LOGIN_FIELDS",
     "MAX_BODY_BYTES",
+    "NULL",
     "PATHS",
     "SCOPE",
     "ApiError",
+    "Call",
     "Field",
     "Status",
     "check_params",
@@ -47,6 +51,7 @@ class Status(enum.IntEnum):
     NOT_ALLOWED = 610
     BAD_APP_KEY = 611
     PENDING_NOT_FOUND = 614
+    CODE_INVALID = 615
     PROVIDER_LINKED = 620
     PROVIDER_NOT_LINKED = 624
     PROVIDER_PROOF_REJECTED = 625
@@ -78,6 +83,7 @@ _HTTP_STATUS: Final[Mapping[int, int]] = {
     Status.NOT_ALLOWED: 403,
     Status.BAD_APP_KEY: 401,
     Status.PENDING_NOT_FOUND: 404,
+    Status.CODE_INVALID: 400,
     Status.PROVIDER_LINKED: 409,
     Status.PROVIDER_NOT_LINKED: 404,
     Status.PROVIDER_PROOF_REJECTED: 401,
@@ -99,22 +105,25 @@ def http_status_for(status: int) -> int:
 class ApiError(Exception):
     """A failure with a corelogin status code and a message fit to show to a person."""
 
-    def __init__(self, status: int, message: str, *, http_status: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.http_status = http_status or http_status_for(status)
+        # Seconds to wait before trying again (829): the Retry-After header.
+        self.retry_after = retry_after
 
-
-# Paths, one per call. Versioned so that a later wire change can live beside this one.
-PATHS: Final[Mapping[str, str]] = {
-    "health": "/health",
-    "openapi": "/openapi.json",
-    "create": "/v1/users/create",
-    "login": "/v1/users/login",
-}
 
 APP_KEY_HEADER: Final = "X-Corelogin-Key"
+# Trusted back-end code only (DESIGN.md §2): may act on any user of the scope.
+ADMIN_KEY_HEADER: Final = "X-Corelogin-Admin-Key"
 
 # OAuth provider names (``corelogin.FACEBOOK`` ...).
 FACEBOOK: Final = "facebook"
@@ -131,6 +140,28 @@ PASSWORD_MAX_BYTES: Final = 1024
 GROUP_MAX_CHARS: Final = 64
 SCOPE_MAX_CHARS: Final = 64
 EXTRA_MAX_BYTES: Final = 16 * 1024
+USER_ID_MAX_CHARS: Final = 64
+CODE_MAX_CHARS: Final = 128
+SUBJECT_MAX_CHARS: Final = 200
+TEMPLATE_NAME_MAX_CHARS: Final = 255
+
+
+class _Null:
+    """``core.users.NULL``: in ``update``, removes a key from ``extra`` (Coronium's ``core.NULL``;
+    None does the same)."""
+
+    _instance: _Null | None = None
+
+    def __new__(cls) -> _Null:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL: Final = _Null()
 
 
 @attrs.frozen
@@ -142,8 +173,18 @@ class Field:
     required: bool = True
     max_chars: int | None = None
     max_bytes: int | None = None
-    # Text that is shown and compared (scope, group): no control characters.
+    # Text that is shown and compared (scope, group, mail headers): no control characters.
     printable: bool = False
+    # A mail address: its shape is checked too (704).
+    address: bool = False
+    # A table's own fields (a record such as ``update``): keys not listed are refused. Without
+    # them a table is flat, as ``extra``.
+    fields: tuple[Field, ...] | None = None
+    # A flat table whose values may be None or `NULL` (``update.extra``: remove that key).
+    nulls: bool = False
+    # A policy the server applies to new values ("new_username", "new_password"), which the
+    # OpenAPI document describes.
+    policy: str | None = None
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if it is acceptable, else raise `ApiError` (801, 805 or 806)."""
@@ -160,17 +201,29 @@ class Field:
             size = self._utf8_len(value)
             if self.max_bytes is not None and size > self.max_bytes:
                 self._too_long(f"{self.max_bytes} bytes")
+            if self.address:
+                _check_email_shape(self.name, value)
         if isinstance(value, dict):
-            self._check_flat(value)
+            if self.fields is not None:
+                unknown = sorted(set(value) - {field.name for field in self.fields}, key=str)
+                if unknown:
+                    raise ApiError(Status.WRONG_TYPE, f"{self.name} has no key {unknown[0]!r}")
+                return _check_fields(value, self.fields)
+            value = self._check_flat(value)
             size = self._utf8_len(json.dumps(value, ensure_ascii=False))
             if self.max_bytes is not None and size > self.max_bytes:
                 self._too_long(f"{self.max_bytes} bytes")
         return value
 
-    def _check_flat(self, table: dict[Any, Any]) -> None:
+    def _check_flat(self, table: dict[Any, Any]) -> dict[str, Any]:
         """A table is flat, as Coronium's ``extra``: string keys; string, finite number or
-        boolean values. (Nothing nested can then be too deep, nor a number JSON cannot hold.)"""
+        boolean values. (Nothing nested can then be too deep, nor a number JSON cannot hold.)
+        Returns a copy in which `NULL` is None."""
+        copy: dict[str, Any] = {}
         for key, value in table.items():
+            if self.nulls and (value is None or value is NULL):
+                copy[key] = None
+                continue
             if not isinstance(key, str) or not isinstance(value, str | int | float):
                 raise ApiError(
                     Status.WRONG_TYPE,
@@ -179,6 +232,8 @@ class Field:
                 )
             if isinstance(value, int | float) and not _finite(value):
                 raise ApiError(Status.WRONG_TYPE, f"{self.name} numbers must be finite")
+            copy[key] = value
+        return copy
 
     def _too_long(self, limit: str) -> None:
         raise ApiError(Status.TOO_LONG, f"{self.name} is longer than {limit}")
@@ -202,24 +257,189 @@ def _finite(number: float) -> bool:
 _KIND_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "table (dict)", bool: "boolean"}
 
 _USERNAME = Field("username", max_chars=USERNAME_MAX_CHARS)
-_EMAIL = Field("email", max_chars=EMAIL_MAX_CHARS)
+_EMAIL = Field("email", max_chars=EMAIL_MAX_CHARS, address=True)
 _PASSWORD = Field("password", max_bytes=PASSWORD_MAX_BYTES)
+_NEW_USERNAME = attrs.evolve(_USERNAME, policy="new_username")
+_NEW_PASSWORD = attrs.evolve(_PASSWORD, policy="new_password")
+_GROUP = Field("group", required=False, max_chars=GROUP_MAX_CHARS, printable=True)
+_EXTRA = Field("extra", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES)
+_USER_ID = Field("user_id", max_chars=USER_ID_MAX_CHARS, printable=True)
+_CODE = Field("code", max_chars=CODE_MAX_CHARS, printable=True)
 SCOPE: Final = Field("scope", max_chars=SCOPE_MAX_CHARS, printable=True)
 
-# The fields each call sends, in the order they are checked. Keys not listed are not sent.
-CREATE_FIELDS: Final = (
-    _USERNAME,
-    _PASSWORD,
-    attrs.evolve(_EMAIL, required=False),
-    Field("group", required=False, max_chars=GROUP_MAX_CHARS, printable=True),
-    Field("extra", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES),
+
+def _optional(*fields: Field) -> tuple[Field, ...]:
+    return tuple(attrs.evolve(field, required=False) for field in fields)
+
+
+_CONFIRMATION = Field(
+    "confirmation",
+    kind=dict,
+    required=False,
+    fields=(
+        Field("from_email", max_chars=EMAIL_MAX_CHARS, address=True),
+        Field("subject", max_chars=SUBJECT_MAX_CHARS, printable=True),
+        Field("email_tpl", required=False, max_chars=TEMPLATE_NAME_MAX_CHARS, printable=True),
+        Field("tpl_keys", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES),
+    ),
 )
-# Login takes exactly one of username and email, and the password.
-LOGIN_FIELDS: Final = (
-    attrs.evolve(_USERNAME, required=False),
-    attrs.evolve(_EMAIL, required=False),
-    _PASSWORD,
+_UPDATE = Field(
+    "update",
+    kind=dict,
+    fields=(
+        *_optional(_NEW_USERNAME, _NEW_PASSWORD, _EMAIL),
+        attrs.evolve(_EXTRA, nulls=True),
+        _GROUP,
+        Field("active", kind=bool, required=False),
+        attrs.evolve(_PASSWORD, name="current_password", required=False),
+    ),
 )
+
+Access = Literal["app", "user", "admin"]
+Result = Literal["User", "Login", "integer", "string", "boolean"]
+
+
+@attrs.frozen
+class Call:
+    """One call of ``core.users``: the single declaration from which its parameter checks, its
+    SDK method, its server route and its OpenAPI entry are made.
+
+    ``access``: ``"app"`` needs the app key only; ``"user"`` also the session of the user it
+    names (``user_id``) or the admin key; ``"admin"`` the admin key. ``codes``: the statuses
+    it may answer besides those every call may (611, 801, 810).
+    """
+
+    name: str
+    fields: tuple[Field, ...]
+    result: Result
+    summary: str
+    codes: tuple[Status, ...]
+    access: Access = "app"
+    # Exactly one of these fields must be given (login: username or email).
+    one_of: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return f"/v1/users/{self.name}"
+
+    @property
+    def lua_name(self) -> str:
+        """Coronium's camelCase name (``resendConfirmation``)."""
+        first, *rest = self.name.split("_")
+        return first + "".join(word.title() for word in rest)
+
+
+_SIZES = (Status.MISSING, Status.EMPTY, Status.TOO_LONG)
+_USER_ACCESS = (Status.SESSION_INVALID, Status.NOT_ALLOWED, Status.USER_NOT_FOUND)
+
+CALLS: Final[Mapping[str, Call]] = {
+    call.name: call
+    for call in (
+        Call(
+            "create",
+            (
+                _NEW_USERNAME,
+                _NEW_PASSWORD,
+                attrs.evolve(_EMAIL, required=False),
+                _GROUP,
+                _EXTRA,
+                _CONFIRMATION,
+            ),
+            "User",
+            "register a user (inactive until confirmed, when confirmation is asked for)",
+            (
+                Status.USER_EXISTS,
+                Status.USER_NOT_CREATED,
+                Status.EMAIL_INVALID,
+                Status.MAIL_NOT_CONFIGURED,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+        ),
+        Call(
+            "login",
+            (*_optional(_USERNAME, _EMAIL), _PASSWORD),
+            "Login",
+            "log in by username or by email, with the password",
+            (Status.INVALID_CREDENTIALS, Status.EMAIL_INVALID, *_SIZES, Status.TOO_MANY_REQUESTS),
+            one_of=("username", "email"),
+        ),
+        Call(
+            "get",
+            (_USER_ID,),
+            "User",
+            "a user's record",
+            (*_USER_ACCESS, *_SIZES),
+            access="user",
+        ),
+        Call(
+            "update",
+            (_USER_ID, _UPDATE),
+            "User",
+            "change a user; group and active need the admin key, a new password or email "
+            "the current password",
+            (
+                *_USER_ACCESS,
+                Status.USER_EXISTS,
+                Status.USER_NOT_CREATED,
+                Status.INVALID_CREDENTIALS,
+                Status.EMAIL_INVALID,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+            access="user",
+        ),
+        Call(
+            "delete",
+            (_USER_ID,),
+            "integer",
+            "delete a user: 1, or 0 when there was none (admin key)",
+            (*_USER_ACCESS, *_SIZES),
+            access="user",
+        ),
+        Call(
+            "resend_confirmation",
+            (_USER_ID,),
+            "string",
+            "mail a new confirmation link (the old ones stop working)",
+            (
+                Status.PENDING_NOT_FOUND,
+                Status.EMAIL_NOT_SENT,
+                Status.MAIL_NOT_CONFIGURED,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+        ),
+        Call(
+            "send_password_reset",
+            (attrs.evolve(_EMAIL),),
+            "boolean",
+            "mail a password reset link; the same answer whether or not the address is known",
+            (Status.EMAIL_INVALID, Status.MAIL_NOT_CONFIGURED, *_SIZES, Status.TOO_MANY_REQUESTS),
+        ),
+        Call(
+            "reset_password",
+            (_CODE, _NEW_PASSWORD),
+            "boolean",
+            "set a new password with the code of a reset link (every session ends)",
+            (Status.CODE_INVALID, Status.USER_NOT_CREATED, *_SIZES, Status.TOO_MANY_REQUESTS),
+        ),
+    )
+}
+
+# Kept for the tests and benchmarks that name them.
+CREATE_FIELDS: Final = CALLS["create"].fields
+LOGIN_FIELDS: Final = CALLS["login"].fields
+
+# Every path the server answers. Versioned so that a later wire change can live beside this one;
+# /confirm and /reset are the pages behind the links in mail.
+PATHS: Final[Mapping[str, str]] = {
+    "health": "/health",
+    "openapi": "/openapi.json",
+    "confirm": "/confirm",
+    "reset": "/reset",
+    **{name: call.path for name, call in CALLS.items()},
+}
 
 
 def _present(params: Mapping[str, Any], name: str) -> bool:
@@ -237,11 +457,11 @@ def _check_fields(params: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[
     return body
 
 
-def _check_email_shape(email: str) -> None:
+def _check_email_shape(name: str, email: str) -> None:
     local, at, domain = email.rpartition("@")
     unprintable = any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in email)
     if not at or not local or "." not in domain.strip(".") or unprintable:
-        raise ApiError(Status.EMAIL_INVALID, "email is not a valid address")
+        raise ApiError(Status.EMAIL_INVALID, f"{name} is not a valid address")
 
 
 def check_params(call: str, params: Any) -> dict[str, Any]:
@@ -250,22 +470,18 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
     Raises `ApiError` with 801 (wrong type), 804 (missing), 805 (empty), 806 (too long) or
     704 (malformed email). ``params`` itself is never modified.
     """
+    spec = CALLS.get(call)
+    if spec is None:
+        raise ValueError(f"unknown call {call!r}")
     if not isinstance(params, Mapping):
         raise ApiError(Status.WRONG_TYPE, "params must be a table (a dict or other mapping)")
-    if call == "login":
-        has_username, has_email = _present(params, "username"), _present(params, "email")
-        if has_username and has_email:
-            raise ApiError(Status.WRONG_TYPE, "give username or email, not both")
-        if not has_username and not has_email:
-            raise ApiError(Status.MISSING, "username or email is required")
-        body = _check_fields(params, LOGIN_FIELDS)
-    elif call == "create":
-        body = _check_fields(params, CREATE_FIELDS)
-    else:
-        raise ValueError(f"unknown call {call!r}")
-    if "email" in body:
-        _check_email_shape(body["email"])
-    return body
+    if spec.one_of:
+        given = [name for name in spec.one_of if _present(params, name)]
+        if len(given) > 1:
+            raise ApiError(Status.WRONG_TYPE, f"give {' or '.join(spec.one_of)}, not both")
+        if not given:
+            raise ApiError(Status.MISSING, f"{' or '.join(spec.one_of)} is required")
+    return _check_fields(params, spec.fields)
 
 
 def check_scope(scope: Any) -> str:

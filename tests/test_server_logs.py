@@ -25,7 +25,7 @@ import pytest
 
 from corelogin.server import ServerConfig, start_server
 from corelogin.server.logsafety import LOGGER_NAMES, install, scrub_filter
-from corelogin.server.users import hash_token
+from corelogin.server.tokens import hash_token
 
 # Distinctive values, so that a match in the log can only be a leak.
 APP_KEY = "appkey-5f1c9e2b7a04"

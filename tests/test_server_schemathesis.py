@@ -35,7 +35,7 @@ from schemathesis.engine.recorder import CheckNode
 
 from corelogin.server import ServerConfig, ServerThread
 from corelogin.server.openapi import document
-from corelogin.server.users import _check_new_username
+from corelogin.server.policy import check_new_username
 from corelogin.wire import (
     APP_KEY_HEADER,
     CREATE_FIELDS,
@@ -183,7 +183,7 @@ def _accepted(check: Callable[[str], object], text: str) -> bool:
 
 def _new_username(text: str) -> None:
     CREATE_FIELDS[0].check(text)  # type, empty, length
-    _check_new_username(text)
+    check_new_username(text)
 
 
 def _email(text: str) -> None:

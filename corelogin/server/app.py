@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from corelogin.server import users
+from corelogin.server import links, users
+from corelogin.server.calls import routes
 from corelogin.server.config import ServerConfig
 from corelogin.server.connections import SERVER_NAME
-from corelogin.server.context import CONFIG, HASHER, STORE
+from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, STORE
 from corelogin.server.envelope import envelope_middleware
+from corelogin.server.limits import RateLimit
 from corelogin.server.logsafety import install as keep_secrets_out_of_logs
+from corelogin.server.mail import Mailer
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.store import Store, open_store
@@ -33,8 +37,8 @@ async def openapi(request: web.Request) -> web.Response:
 ROUTES = [
     web.get(PATHS["health"], health),
     web.get(PATHS["openapi"], openapi),
-    web.post(PATHS["create"], users.create),
-    web.post(PATHS["login"], users.login),
+    *routes({**users.HANDLERS, **links.HANDLERS}),
+    *links.ROUTES,
 ]
 
 
@@ -46,7 +50,8 @@ def create_app(
 ) -> web.Application:
     """Build the application. ``store`` and ``hasher`` default to ones made from ``config``;
     the application opens and closes whatever it holds. Whatever runs it, the log filters of
-    `corelogin.server.logsafety` are installed (once per process)."""
+    `corelogin.server.logsafety` are installed (once per process). Raises ``ValueError`` (one
+    line) for a mail setting that cannot work."""
     keep_secrets_out_of_logs()
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_middleware])
     app[CONFIG] = config
@@ -56,6 +61,12 @@ def create_app(
         queue=config.hash_queue,
         per_account=config.hash_jobs_per_account,
         insecure_fast=config.insecure_fast_hash,
+    )
+    app[MAILER] = Mailer.from_config(config)
+    app[BACKGROUND] = set()
+    app[LIMITS] = (
+        RateLimit(config.resets_per_address_per_minute, 60, "password resets from this address"),
+        RateLimit(1, config.reset_interval_seconds, "password resets for this address"),
     )
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(_server_header)
@@ -72,5 +83,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        for task in app[BACKGROUND]:
+            task.cancel()
+        await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
         await app[STORE].close()
         app[HASHER].close()

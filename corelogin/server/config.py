@@ -115,7 +115,6 @@ class ServerConfig:
 _ENV_NAMES = {"app_key": "KEY"}
 
 
-
 def _convert(field: attrs.Attribute[Any], raw: str) -> Any:
     """An environment variable's text as the field's type."""
     kind = str(field.type)

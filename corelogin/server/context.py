@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from corelogin.server.config import ServerConfig
+from corelogin.server.limits import RateLimit
+from corelogin.server.mail import Mailer
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.store import Store
 
-__all__ = ["CONFIG", "HASHER", "STORE"]
+__all__ = ["BACKGROUND", "CONFIG", "HASHER", "LIMITS", "MAILER", "STORE"]
 
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
 HASHER = web.AppKey("hasher", PasswordHasher)
+# None when the server has no mail configured (calls that need it answer 702).
+MAILER: web.AppKey[Mailer | None] = web.AppKey("mailer")
+# Work that outlives its request (reset mails); cancelled when the server stops.
+BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
+# send_password_reset: per client address, per email address.
+LIMITS = web.AppKey("limits", tuple[RateLimit, RateLimit])

@@ -38,9 +38,8 @@ def _error_response(error: ApiError) -> web.Response:
         status=error.http_status,
         dumps=_dumps,
     )
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -22,12 +22,13 @@ import attrs
 from corelogin import __version__
 from corelogin.server.config import ServerConfig
 from corelogin.wire import (
+    ADMIN_KEY_HEADER,
     APP_KEY_HEADER,
-    CREATE_FIELDS,
-    LOGIN_FIELDS,
+    CALLS,
     MAX_BODY_BYTES,
     PATHS,
     SCOPE,
+    Call,
     Field,
     Status,
     http_status_for,
@@ -91,7 +92,7 @@ def _scan() -> dict[str, list[int]]:
         "space": space,
         # corelogin.wire._check_email_shape: whitespace, C0 controls and DEL.
         "email_bad": sorted({*space, *range(32), 127}),
-        # corelogin.server.users._check_new_username: nothing of Unicode category C.
+        # corelogin.server.policy.check_new_username: nothing of Unicode category C.
         "text": [cp for cp, cat in zip(points, category, strict=True) if cat[0] != "C"],
         # corelogin.wire.Field.check for printable fields: no category Cc.
         "control": [cp for cp, cat in zip(points, category, strict=True) if cat == "Cc"],
@@ -125,17 +126,33 @@ def email_pattern() -> str:
     return f"^[^{bad}]+@{domain}$"
 
 
-_EXTRA_VALUES = {"type": ["string", "number", "boolean"]}
+_EXTRA_VALUES: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 
 
-def _schema(field: Field, *, nullable: bool, rule: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The schema of one parameter, from its declaration in corelogin.wire, with ``rule`` (more
-    keywords and a ``description`` of them) added for a call that checks more. An optional
-    parameter may also be null: the server takes null as not given."""
+def _schema(field: Field, *, nullable: bool, rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The schema of one parameter, from its declaration in corelogin.wire, with the rule of its
+    policy (more keywords and a ``description`` of them) from ``rules``. An optional parameter
+    may also be null: the server takes null as not given."""
     schema: dict[str, Any]
     notes: list[str] = []
-    if field.kind is dict:
-        schema = {"type": "object", "additionalProperties": _EXTRA_VALUES}
+    rule = rules.get(field.policy) if field.policy else None
+    if field.kind is bool:
+        schema = {"type": "boolean"}
+    elif field.fields is not None:
+        properties, required = _properties(field.fields, rules)
+        schema = {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+        notes.append("a table of these keys only (801 otherwise)")
+    elif field.kind is dict:
+        values = _EXTRA_VALUES
+        if field.nulls:
+            values = {"type": [*_EXTRA_VALUES["type"], "null"]}
+            notes.append("null removes that key")
+        schema = {"type": "object", "additionalProperties": values}
         notes.append(
             "a flat table: string keys; string, finite number or boolean values (801 otherwise)"
         )
@@ -151,7 +168,7 @@ def _schema(field: Field, *, nullable: bool, rule: dict[str, Any] | None = None)
         if field.printable:
             schema["pattern"] = printable_pattern()
             notes.append("no control characters (801 otherwise)")
-        if field.name == "email":
+        if field.address:
             schema["pattern"] = email_pattern()
             notes.append(
                 "an address: something, @, then a domain with a dot inside it; no whitespace or "
@@ -174,24 +191,13 @@ _STRICT_JSON = (
 )
 
 
-def _body(
-    fields: tuple[Field, ...],
-    example: dict[str, Any],
-    rules: dict[str, dict[str, Any]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    rules = rules or {}
+def _properties(
+    fields: tuple[Field, ...], rules: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Any], list[str]]:
     properties = {
-        field.name: _schema(field, nullable=not field.required, rule=rules.get(field.name))
-        for field in (SCOPE, *fields)
+        field.name: _schema(field, nullable=not field.required, rules=rules) for field in fields
     }
-    required = [field.name for field in (SCOPE, *fields) if field.required]
-    schema = {"type": "object", "properties": properties, "required": required, **extra}
-    return {
-        "required": True,
-        "description": _STRICT_JSON,
-        "content": {"application/json": {"schema": schema, "example": example}},
-    }
+    return properties, [field.name for field in fields if field.required]
 
 
 def _ok(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -215,7 +221,8 @@ def _errors(*codes: Status) -> dict[str, Any]:
     """One response per HTTP status, listing the corelogin codes it carries."""
     by_http: dict[int, list[Status]] = {}
     for code in (Status.BAD_APP_KEY, Status.WRONG_TYPE, *codes, Status.SERVER_ERROR):
-        by_http.setdefault(http_status_for(code), []).append(code)
+        if code not in by_http.get(http_status_for(code), []):
+            by_http.setdefault(http_status_for(code), []).append(code)
     # A body that is not application/json: 801 on a 415.
     by_http[415] = [Status.WRONG_TYPE]
     responses: dict[str, Any] = {
@@ -241,11 +248,140 @@ def _object(properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
-_EXAMPLE = {"scope": "default", "username": "Donna", "password": "correct horse"}
 _STR = {"type": "string"}
 _STR_OR_NULL = {"type": ["string", "null"]}
 _BOOL = {"type": "boolean"}
 _EXTRA = {"type": ["object", "null"], "additionalProperties": _EXTRA_VALUES}
+_RESULTS: dict[str, dict[str, Any]] = {
+    "User": {"$ref": "#/components/schemas/User"},
+    "Login": {"$ref": "#/components/schemas/Login"},
+    "integer": {"enum": [0, 1]},
+    "string": _STR,
+    "boolean": {"const": True},
+}
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "create": {"username": "Donna", "password": "correct horse", "email": "donna@example.com"},
+    "login": {"username": "Donna", "password": "correct horse"},
+    "get": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a"},
+    "update": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a", "update": {"extra": {"a": 1}}},
+    "delete": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a"},
+    "resend_confirmation": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a"},
+    "send_password_reset": {"email": "donna@example.com"},
+    "reset_password": {"code": "x" * 43, "password": "a new passphrase"},
+}
+# Who may make each kind of call (DESIGN.md §2), as alternatives.
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "app": [{"appKey": []}],
+    "user": [{"appKey": [], "session": []}, {"appKey": [], "adminKey": []}],
+    "admin": [{"appKey": [], "adminKey": []}],
+}
+
+
+def _operation(call: Call, rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    properties, required = _properties((SCOPE, *call.fields), rules)
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "required": required}
+    if call.one_of:  # exactly one of them (null counts as not given)
+        schema["oneOf"] = [
+            {"required": [name], "properties": {name: {"type": "string"}}} for name in call.one_of
+        ]
+    result: dict[str, Any] = {"result": _RESULTS[call.result]}
+    description = call.summary
+    if call.result == "Login":
+        result["session"] = _object({"token": _STR, "expires": {"type": "integer"}})
+        description += "; the session token is for the SDK, not for display"
+    ok = _ok(_object(result), description)
+    if call.name == "create":
+        ok["links"] = {
+            "LogIn": {
+                "operationId": "users.login",
+                "description": "the new user logs in",
+                "requestBody": {
+                    name: f"$request.body#/{name}" for name in ("scope", "username", "password")
+                },
+            }
+        }
+    return {
+        "summary": f"users.{call.name} ({call.lua_name} in Lua): {call.summary}",
+        "security": _SECURITY[call.access],
+        "operationId": f"users.{call.name}",
+        "requestBody": {
+            "required": True,
+            "description": _STRICT_JSON,
+            "content": {
+                "application/json": {
+                    "schema": schema,
+                    "example": {"scope": "default", **_EXAMPLES[call.name]},
+                }
+            },
+        },
+        "responses": {"200": ok, **_errors(*call.codes)},
+    }
+
+
+def _page(description: str, statuses: dict[int, str]) -> dict[str, Any]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "summary": description,
+        "responses": {
+            str(status): {"description": text, "content": html} for status, text in statuses.items()
+        },
+    }
+
+
+_CODE_QUERY = [
+    {
+        "name": "code",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "the code of the mailed link",
+    }
+]
+_LINK_STATES = {404: "unknown link", 409: "already used", 410: "expired"}
+
+
+def _pages() -> dict[str, Any]:
+    form = {
+        "type": "object",
+        "properties": {"code": _STR, "password": _STR, "again": _STR},
+    }
+    return {
+        PATHS["confirm"]: {
+            "get": {
+                **_page(
+                    "The confirmation link of a new user's mail: confirms on opening",
+                    {200: "confirmed", **_LINK_STATES},
+                ),
+                "operationId": "confirm",
+                "parameters": _CODE_QUERY,
+            }
+        },
+        PATHS["reset"]: {
+            "get": {
+                **_page(
+                    "The password reset link: a form (opening it does not use the code up)",
+                    {200: "the form", **_LINK_STATES},
+                ),
+                "operationId": "reset.form",
+                "parameters": _CODE_QUERY,
+            },
+            "post": {
+                **_page(
+                    "The form's answer: sets the new password and uses the code up",
+                    {
+                        200: "password changed",
+                        400: "the form again, with what was wrong",
+                        **_LINK_STATES,
+                    },
+                ),
+                "operationId": "reset.submit",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form}},
+                },
+            },
+        },
+    }
 
 
 def document(min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH) -> dict[str, Any]:
@@ -274,35 +410,33 @@ def document(min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH) -> dict[str
             "group": _STR_OR_NULL,
             "extra": _EXTRA,
             "active": _BOOL,
-            "confirmation": _STR_OR_NULL,
+            "confirmation": {"enum": ["pending", "failed", None]},
             "created": {"type": "integer", "description": "unix seconds"},
         }
     )
-    session = _object({"token": _STR, "expires": {"type": "integer"}})
-    secured: list[dict[str, list[str]]] = [{"appKey": []}]
     no_other, no_space_first, no_space_last = new_username_patterns()
-    new_username = {
-        "pattern": no_other,
-        "allOf": [{"pattern": no_space_first}, {"pattern": no_space_last}],
-        "description": "no control, format, private-use or unassigned characters (Unicode "
-        f"category C, as of Unicode {unicodedata.unidata_version}) and no whitespace at either "
-        "end (601 otherwise)",
+    rules: dict[str, dict[str, Any]] = {
+        "new_username": {
+            "pattern": no_other,
+            "allOf": [{"pattern": no_space_first}, {"pattern": no_space_last}],
+            "description": "no control, format, private-use or unassigned characters (Unicode "
+            f"category C, as of Unicode {unicodedata.unidata_version}) and no whitespace at "
+            "either end (601 otherwise)",
+        },
+        "new_password": {
+            "minLength": min_password_length,
+            "description": f"at least {min_password_length} characters, and not among the most "
+            "common passwords when the server sets min_password_score (601 otherwise)",
+        },
     }
-    new_password = {
-        "minLength": min_password_length,
-        "description": f"at least {min_password_length} characters (601 otherwise)",
-    }
-    # Login takes exactly one of username and email (null counts as not given).
-    one_of = [
-        {"required": [name], "properties": {name: {"type": "string"}}}
-        for name in ("username", "email")
-    ]
     return {
         "openapi": "3.1.0",
         "info": {"title": "corelogin reference server", "version": __version__},
         "components": {
             "securitySchemes": {
-                "appKey": {"type": "apiKey", "in": "header", "name": APP_KEY_HEADER}
+                "appKey": {"type": "apiKey", "in": "header", "name": APP_KEY_HEADER},
+                "adminKey": {"type": "apiKey", "in": "header", "name": ADMIN_KEY_HEADER},
+                "session": {"type": "http", "scheme": "bearer"},
             },
             "schemas": {
                 "Error": _object({"error": _STR, "status": {"type": "integer"}}),
@@ -333,72 +467,8 @@ def document(min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH) -> dict[str
                     "responses": {"200": _ok({"type": "object"}, "the OpenAPI document")},
                 }
             },
-            PATHS["create"]: {
-                "post": {
-                    "summary": "users.create: register a user",
-                    "security": secured,
-                    "operationId": "users.create",
-                    "requestBody": _body(
-                        CREATE_FIELDS,
-                        {**_EXAMPLE, "email": "donna@example.com"},
-                        {"username": new_username, "password": new_password},
-                    ),
-                    "responses": {
-                        "200": {
-                            **_ok(
-                                _object({"result": {"$ref": "#/components/schemas/User"}}),
-                                "created",
-                            ),
-                            "links": {
-                                "LogIn": {
-                                    "operationId": "users.login",
-                                    "description": "the new user logs in",
-                                    "requestBody": {
-                                        name: f"$request.body#/{name}"
-                                        for name in ("scope", "username", "password")
-                                    },
-                                }
-                            },
-                        },
-                        **_errors(
-                            Status.USER_EXISTS,
-                            Status.USER_NOT_CREATED,
-                            Status.EMAIL_INVALID,
-                            Status.MISSING,
-                            Status.EMPTY,
-                            Status.TOO_LONG,
-                            Status.TOO_MANY_REQUESTS,
-                        ),
-                    },
-                }
-            },
-            PATHS["login"]: {
-                "post": {
-                    "summary": "users.login: by username or by email, with the password",
-                    "security": secured,
-                    "operationId": "users.login",
-                    "requestBody": _body(LOGIN_FIELDS, _EXAMPLE, oneOf=one_of),
-                    "responses": {
-                        "200": _ok(
-                            _object(
-                                {
-                                    "result": {"$ref": "#/components/schemas/Login"},
-                                    "session": session,
-                                }
-                            ),
-                            "logged in; the session token is for the SDK, not for display",
-                        ),
-                        **_errors(
-                            Status.INVALID_CREDENTIALS,
-                            Status.EMAIL_INVALID,
-                            Status.MISSING,
-                            Status.EMPTY,
-                            Status.TOO_LONG,
-                            Status.TOO_MANY_REQUESTS,
-                        ),
-                    },
-                }
-            },
+            **{call.path: {"post": _operation(call, rules)} for call in CALLS.values()},
+            **_pages(),
         },
     }
 

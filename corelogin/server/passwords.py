@@ -37,8 +37,11 @@ class Busy(ApiError):
     """Too many passwords are waiting to be hashed: 829, with a Retry-After in seconds."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(Status.TOO_MANY_REQUESTS, "the server is busy; try again shortly")
-        self.retry_after = retry_after
+        super().__init__(
+            Status.TOO_MANY_REQUESTS,
+            "the server is busy; try again shortly",
+            retry_after=retry_after,
+        )
 
 
 class PasswordHasher:

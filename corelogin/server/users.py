@@ -1,33 +1,42 @@
-"""User calls of the reference server: create and login."""
+"""User calls of the reference server: create, login, get, update, delete.
+
+Each handler gets its call's parameters already checked (corelogin.wire) and its caller
+already identified (corelogin.server.access); see corelogin.server.calls.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
-import unicodedata
 import uuid
-from typing import Any
+from typing import Any, Final, Literal
 
+import attrs
 from aiohttp import web
 
+from corelogin.server.access import Caller, target
 from corelogin.server.context import CONFIG, HASHER, STORE
-from corelogin.server.envelope import ok, read_call
+from corelogin.server.envelope import ok
+from corelogin.server.links import confirmation_mail, send_confirmation
+from corelogin.server.policy import check_new_password, check_new_username
 from corelogin.server.store import (
     DuplicateUserError,
+    ExtraTooLarge,
     LoginEvent,
     SessionRecord,
+    UserChanges,
     UserRecord,
     email_key,
     username_key,
 )
-from corelogin.wire import ApiError, Status, check_params
+from corelogin.server.tokens import hash_token, new_token
+from corelogin.wire import ApiError, Status
 
-__all__ = ["create", "login"]
+__all__ = ["HANDLERS", "login_json", "user_json"]
 
 # One message for unknown users and wrong passwords, so that neither can be told apart.
 INVALID_CREDENTIALS = "invalid username/email or password"
 USER_AGENT_MAX = 512
+DUPLICATE = "user already exists"
 
 
 def user_json(user: UserRecord) -> dict[str, Any]:
@@ -60,71 +69,65 @@ def login_json(user: UserRecord) -> dict[str, Any]:
     }
 
 
-def _check_new_username(username: str) -> None:
-    if username != username.strip() or any(
-        unicodedata.category(c).startswith("C") for c in username
-    ):
-        raise ApiError(
-            Status.USER_NOT_CREATED,
-            "username must not have control characters or spaces at either end",
-        )
+def _account(scope: str, who: str) -> str:
+    """The key of an account's share of the hash queue (corelogin.server.passwords)."""
+    return f"{scope}\0{who}"
 
 
-async def create(request: web.Request) -> web.Response:
-    scope, body = await read_call(request)
-    params = check_params("create", body)
+async def create(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
     config, store = request.app[CONFIG], request.app[STORE]
-    _check_new_username(params["username"])
-    if len(params["password"]) < config.min_password_length:
-        raise ApiError(
-            Status.USER_NOT_CREATED,
-            f"password must be at least {config.min_password_length} characters",
-        )
-    duplicate = ApiError(Status.USER_EXISTS, "user already exists")
-    # The hash is made whether or not the name is taken, so that the answer's timing does not
-    # tell which (a taken name would otherwise answer 30 times faster); the unique index
-    # settles races.
-    password_hash = await request.app[HASHER].hash(params["password"])
-    if await store.user_exists(scope, params["username"], params.get("email")):
-        raise duplicate
+    check_new_username(params["username"])
+    await check_new_password(
+        params["password"], config, inputs=(params["username"], params.get("email"))
+    )
+    settings = params.get("confirmation")
     user = UserRecord(
         user_id=str(uuid.uuid4()),
-        scope=scope,
+        scope=caller.scope,
         username=params["username"],
         email=params.get("email"),
-        password_hash=password_hash,
-        active=True,
-        confirmation=None,
+        password_hash="",
+        active=settings is None,
+        confirmation=None if settings is None else "pending",
         group=params.get("group"),
         extra=params.get("extra"),
         created=int(time.time()),
     )
+    # The mail is made (and its template checked) before anything is stored.
+    code, mail = (None, None) if settings is None else confirmation_mail(request, user, settings)
+    # The hash is made whether or not the name is taken, so that the answer's timing does not
+    # tell which (a taken name would otherwise answer 30 times faster); the unique index
+    # settles races.
+    password_hash = await request.app[HASHER].hash(params["password"])
+    if await store.user_exists(caller.scope, user.username, user.email):
+        raise ApiError(Status.USER_EXISTS, DUPLICATE)
+    user = attrs.evolve(user, password_hash=password_hash)
     try:
-        await store.create_user(user)
+        await store.create_user(user, code)
     except DuplicateUserError:
-        raise duplicate from None
-    return ok(user_json(user))
+        raise ApiError(Status.USER_EXISTS, DUPLICATE) from None
+    answer = user_json(user)
+    if mail is not None:
+        answer["confirmation"] = await send_confirmation(request, user, mail)
+    return ok(answer)
 
 
-async def login(request: web.Request) -> web.Response:
-    scope, body = await read_call(request)
-    params = check_params("login", body)
+async def login(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
     store, hasher = request.app[STORE], request.app[HASHER]
     username, email = params.get("username"), params.get("email")
-    user = await store.find_user(scope, username=username, email=email)
+    user = await store.find_user(caller.scope, username=username, email=email)
     # Exactly one argon2 verification whether or not the user exists (DESIGN.md §4).
     password = params["password"]
     who = username_key(username) if username else "@" + email_key(params["email"])
-    account = f"{scope}\0{who}"
     stored = None if user is None else user.password_hash
-    if not await hasher.verify(stored, password, account=account):
+    if not await hasher.verify(stored, password, account=_account(caller.scope, who)):
         raise ApiError(Status.INVALID_CREDENTIALS, INVALID_CREDENTIALS)
     assert user is not None
     if hasher.needs_rehash(user.password_hash):
         await store.set_password_hash(user.user_id, await hasher.hash(password))
 
     config = request.app[CONFIG]
-    token = secrets.token_urlsafe(32)
+    token = new_token()
     now = time.time()
     expires = now + config.session_absolute_seconds
     session = SessionRecord(
@@ -144,6 +147,87 @@ async def login(request: web.Request) -> web.Response:
     return ok(login_json(user), session={"token": token, "expires": int(expires)})
 
 
-def hash_token(token: str) -> str:
-    """Sessions are stored by the SHA-256 of their token, never by the token."""
-    return hashlib.sha256(token.encode()).hexdigest()
+def _found(user: UserRecord | None) -> UserRecord:
+    """A user the admin key named (a session's own user is found, or `target` said 610)."""
+    if user is None:
+        raise ApiError(Status.USER_NOT_FOUND, "user not found")
+    return user
+
+
+async def get(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    return ok(user_json(_found(await target(request, caller, params["user_id"]))))
+
+
+_ADMIN_ONLY: Final = ("group", "active")
+_NEED_CURRENT_PASSWORD: Final = ("password", "email")
+
+
+async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    """Apply ``update``. A session may not change group or active, and needs the current
+    password for a new password or email; a new password ends the user's other sessions,
+    deactivation all of them."""
+    user = _found(await target(request, caller, params["user_id"]))
+    changes: dict[str, Any] = params["update"]
+    config, hasher = request.app[CONFIG], request.app[HASHER]
+    if not caller.admin and any(name in changes for name in _ADMIN_ONLY):
+        raise ApiError(
+            Status.NOT_ALLOWED, "group and active can be changed with the admin key only"
+        )
+    if "username" in changes:
+        check_new_username(changes["username"])
+    password = changes.get("password")
+    if password is not None:
+        names = (changes.get("username", user.username), changes.get("email", user.email))
+        await check_new_password(password, config, inputs=names)
+    if not caller.admin and any(name in changes for name in _NEED_CURRENT_PASSWORD):
+        current = changes.get("current_password")
+        if current is None:
+            raise ApiError(
+                Status.MISSING, "current_password is required to change the password or email"
+            )
+        account = _account(caller.scope, f"id:{user.user_id}")
+        if not await hasher.verify(user.password_hash, current, account=account):
+            raise ApiError(Status.INVALID_CREDENTIALS, "current_password is wrong")
+    revoke: Literal["all", "others"] | None = None
+    if changes.get("active") is False or (password is not None and caller.session is None):
+        revoke = "all"
+    elif password is not None:
+        revoke = "others"
+    try:
+        updated = await request.app[STORE].update_user(
+            user.user_id,
+            UserChanges(
+                username=changes.get("username"),
+                email=changes.get("email"),
+                password_hash=None if password is None else await hasher.hash(password),
+                extra=changes.get("extra"),
+                group=changes.get("group"),
+                active=changes.get("active"),
+                revoke=revoke,
+                keep=caller.session,
+            ),
+        )
+    except DuplicateUserError:
+        raise ApiError(Status.USER_EXISTS, DUPLICATE) from None
+    except ExtraTooLarge as exc:
+        raise ApiError(Status.TOO_LONG, str(exc)) from None
+    # None: deleted meanwhile (a session gets 610 from target, the admin key 604).
+    return ok(user_json(_found(updated or await target(request, caller, user.user_id))))
+
+
+async def delete(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    """1, or 0 when the admin key names a user there is not (or no longer)."""
+    user = await target(request, caller, params["user_id"])
+    if user is None:
+        return ok(0)
+    deleted = await request.app[STORE].delete_user(caller.scope, user.user_id)
+    return ok(int(deleted))
+
+
+HANDLERS: Final = {
+    "create": create,
+    "login": login,
+    "get": get,
+    "update": update,
+    "delete": delete,
+}

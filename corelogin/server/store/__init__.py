@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from corelogin.server.store.base import (
+    CodeRecord,
+    CodeState,
     DuplicateUserError,
+    ExtraTooLarge,
     LoginEvent,
     SessionRecord,
     Store,
     StoreError,
+    UserChanges,
     UserRecord,
     email_key,
+    merge_extra,
     username_key,
 )
 
 __all__ = [
+    "CodeRecord",
+    "CodeState",
     "DuplicateUserError",
+    "ExtraTooLarge",
     "LoginEvent",
     "SessionRecord",
     "Store",
     "StoreError",
+    "UserChanges",
     "UserRecord",
     "email_key",
+    "merge_extra",
     "open_store",
     "username_key",
 ]

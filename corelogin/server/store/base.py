@@ -6,19 +6,29 @@ No SQL lives outside the backend modules beside this one. Uniqueness is defined 
 
 from __future__ import annotations
 
+import enum
+import json
 import unicodedata
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 
+from corelogin.wire import EXTRA_MAX_BYTES
+
 __all__ = [
+    "CodeRecord",
+    "CodeState",
     "DuplicateUserError",
+    "ExtraTooLarge",
     "LoginEvent",
     "SessionRecord",
     "Store",
     "StoreError",
+    "UserChanges",
     "UserRecord",
+    "apply_changes",
     "email_key",
+    "merge_extra",
     "username_key",
 ]
 
@@ -36,6 +46,34 @@ def email_key(email: str) -> str:
 
 class DuplicateUserError(Exception):
     """The username or the email is already taken in this scope."""
+
+
+class ExtraTooLarge(Exception):
+    """``extra`` would outgrow its limit once merged."""
+
+
+def merge_extra(old: dict[str, Any] | None, patch: dict[str, Any]) -> dict[str, Any] | None:
+    """``patch`` merged into ``old`` key by key, a None value removing its key (None when
+    nothing is left); raises `ExtraTooLarge` past the limit of corelogin.wire."""
+    merged = {**(old or {}), **patch}
+    merged = {key: value for key, value in merged.items() if value is not None}
+    if len(json.dumps(merged, ensure_ascii=False).encode()) > EXTRA_MAX_BYTES:
+        raise ExtraTooLarge(f"extra would be larger than {EXTRA_MAX_BYTES} bytes")
+    return merged or None
+
+
+def apply_changes(user: UserRecord, changes: UserChanges) -> UserRecord:
+    """``user`` with ``changes`` applied (raises `ExtraTooLarge`)."""
+    values: dict[str, Any] = {
+        name: value
+        for name in ("username", "email", "password_hash", "group", "active")
+        if (value := getattr(changes, name)) is not None
+    }
+    if changes.extra is not None:
+        values["extra"] = merge_extra(user.extra, changes.extra)
+    if changes.active:  # activated: no longer waiting for a confirmation
+        values["confirmation"] = None
+    return attrs.evolve(user, **values)
 
 
 class StoreError(Exception):
@@ -64,6 +102,51 @@ class SessionRecord:
     user_id: str
     created: float
     expires: float
+    # When it was last used (to the minute: see the server's sessions check); None: created.
+    last_seen: float | None = None
+
+
+Purpose = Literal["confirm", "reset"]
+
+
+@attrs.frozen
+class CodeRecord:
+    """A one-time code of a mailed link, kept by its SHA-256 (never the code itself)."""
+
+    code_hash: str = attrs.field(repr=False)
+    user_id: str
+    purpose: Purpose
+    created: float
+    expires: float
+    # Made by resend_confirmation: counts towards its rate limit (the first mail does not).
+    counted: bool = False
+    # How a confirmation mail was asked for (create's ``confirmation``), to send it again.
+    mail: dict[str, Any] | None = None
+
+
+class CodeState(enum.Enum):
+    """What a one-time code is (or was) when it is presented."""
+
+    VALID = "valid"
+    USED = "used"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen
+class UserChanges:
+    """One update of a user, applied in one transaction. None leaves a value as it is."""
+
+    username: str | None = None
+    email: str | None = None
+    password_hash: str | None = attrs.field(default=None, repr=False)
+    # Merged into extra key by key (`merge_extra`).
+    extra: dict[str, Any] | None = None
+    group: str | None = None
+    active: bool | None = None
+    # Sessions to end with it: all, or all but ``keep`` (the token hash of the caller's).
+    revoke: Literal["all", "others"] | None = None
+    keep: str | None = attrs.field(default=None, repr=False)
 
 
 @attrs.frozen
@@ -85,8 +168,41 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise if the store cannot answer."""
 
-    async def create_user(self, user: UserRecord) -> None:
-        """Insert a user; raise `DuplicateUserError` if the username or email is taken."""
+    async def create_user(self, user: UserRecord, code: CodeRecord | None = None) -> None:
+        """Insert a user (and the code of its confirmation link) in one transaction; raise
+        `DuplicateUserError` if the username or email is taken."""
+
+    async def get_user(self, scope: str, user_id: str) -> UserRecord | None: ...
+
+    async def update_user(self, user_id: str, changes: UserChanges) -> UserRecord | None:
+        """Apply ``changes`` and end the sessions they name; the user as it now is, or None
+        if there is none. Raises `DuplicateUserError` or `ExtraTooLarge`, changing nothing.
+        Activating a user ends its wait for confirmation."""
+
+    async def delete_user(self, scope: str, user_id: str) -> bool:
+        """Delete a user with its sessions, login events and codes; False if there was none."""
+
+    async def set_confirmation(self, user_id: str, state: str) -> None:
+        """Whether the confirmation mail went out: ``"pending"`` or ``"failed"``."""
+
+    async def replace_code(self, code: CodeRecord, *, min_interval: float = 0) -> bool:
+        """Keep ``code`` instead of the user's earlier codes of its purpose (whose links stop
+        working). False, changing nothing, when ``code`` is counted and the last counted code
+        of that user and purpose is younger than ``min_interval`` seconds."""
+
+    async def confirmation_settings(self, user_id: str) -> dict[str, Any] | None:
+        """The ``mail`` of the user's newest confirmation code, if any."""
+
+    async def peek_code(self, code_hash: str, purpose: str, now: float) -> CodeState:
+        """What the code is, without using it up."""
+
+    async def use_code(
+        self, code_hash: str, purpose: str, now: float, *, password_hash: str | None = None
+    ) -> CodeState:
+        """Use the code if it is valid, at most once however many try at the same time, and
+        in the same transaction do what it is for: a confirmation activates its user; a reset
+        sets ``password_hash`` and ends every session of the user. Returns the state the code
+        was in (VALID: this call used it)."""
 
     async def user_exists(self, scope: str, username: str, email: str | None) -> bool: ...
 
@@ -106,3 +222,11 @@ class Store(Protocol):
 
     async def session_user(self, token_hash: str, now: float) -> str | None:
         """The user_id of a live session, or None."""
+
+    async def session(self, token_hash: str) -> SessionRecord | None:
+        """The session with this token hash, whatever its age."""
+
+    async def touch_session(self, token_hash: str, now: float) -> None:
+        """Record that the session was used at ``now``."""
+
+    async def revoke_sessions(self, user_id: str) -> None: ...

@@ -6,16 +6,22 @@ import asyncio
 import json
 import os
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import aiosqlite
 
 from corelogin.server.store.base import (
+    CodeRecord,
+    CodeState,
     DuplicateUserError,
     LoginEvent,
     SessionRecord,
     StoreError,
+    UserChanges,
     UserRecord,
+    apply_changes,
     email_key,
     username_key,
 )
@@ -62,6 +68,20 @@ MIGRATIONS: Final = (
     """
     UPDATE users SET email_key = corelogin_email_key(email) WHERE email IS NOT NULL;
     """,
+    # 3: one-time codes of mailed links (confirmation, password reset).
+    """
+    CREATE TABLE codes (
+        code_hash TEXT PRIMARY KEY,
+        user_id   TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        purpose   TEXT NOT NULL,
+        created   REAL NOT NULL,
+        expires   REAL NOT NULL,
+        used      REAL,
+        counted   INTEGER NOT NULL,
+        mail      TEXT
+    );
+    CREATE INDEX codes_user ON codes (user_id, purpose);
+    """,
 )
 
 _USER_COLUMNS: Final = (
@@ -72,6 +92,8 @@ _USER_COLUMNS: Final = (
 
 _FIND_BY_USERNAME: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE scope = ? AND username_key = ?"  # noqa: S608
 _FIND_BY_EMAIL: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE scope = ? AND email_key = ?"  # noqa: S608
+_GET_USER: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE scope = ? AND user_id = ?"  # noqa: S608
+_GET_USER_BY_ID: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?"  # noqa: S608
 
 
 def _user(row: sqlite3.Row | tuple[Any, ...]) -> UserRecord:
@@ -176,10 +198,27 @@ class SQLiteStore:
     async def ping(self) -> None:
         await self.conn.execute("SELECT 1")
 
-    async def create_user(self, user: UserRecord) -> None:
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: committed if the block ends normally, else rolled back."""
+        async with self._write:
+            conn = self.conn
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def _fetchone(self, sql: str, args: tuple[Any, ...]) -> Any:
+        async with self.conn.execute(sql, args) as cur:
+            return await cur.fetchone()
+
+    async def create_user(self, user: UserRecord, code: CodeRecord | None = None) -> None:
         try:
-            async with self._write:
-                await self.conn.execute(
+            async with self._transaction() as conn:
+                await conn.execute(
                     "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
                     "password_hash, active, confirmation, user_group, extra, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -198,8 +237,140 @@ class SQLiteStore:
                         user.created,
                     ),
                 )
+                if code is not None:
+                    await self._insert_code(conn, code)
         except sqlite3.IntegrityError as exc:
             raise DuplicateUserError(str(exc)) from None
+
+    async def get_user(self, scope: str, user_id: str) -> UserRecord | None:
+        row = await self._fetchone(_GET_USER, (scope, user_id))
+        return None if row is None else _user(row)
+
+    async def update_user(self, user_id: str, changes: UserChanges) -> UserRecord | None:
+        try:
+            async with self._transaction() as conn:
+                row = await self._fetchone(_GET_USER_BY_ID, (user_id,))
+                if row is None:
+                    return None
+                old = _user(row)
+                new = apply_changes(old, changes)
+                await conn.execute(
+                    "UPDATE users SET username = ?, username_key = ?, email = ?, email_key = ?, "
+                    "password_hash = ?, active = ?, confirmation = ?, user_group = ?, extra = ? "
+                    "WHERE user_id = ?",
+                    (
+                        new.username,
+                        username_key(new.username),
+                        new.email,
+                        None if new.email is None else email_key(new.email),
+                        new.password_hash,
+                        int(new.active),
+                        new.confirmation,
+                        new.group,
+                        None if new.extra is None else json.dumps(new.extra),
+                        user_id,
+                    ),
+                )
+                if old.confirmation is not None and new.confirmation is None:
+                    await conn.execute(
+                        "DELETE FROM codes WHERE user_id = ? AND purpose = 'confirm'", (user_id,)
+                    )
+                if changes.revoke == "all":
+                    await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+                elif changes.revoke == "others":
+                    await conn.execute(
+                        "DELETE FROM sessions WHERE user_id = ? AND token_hash IS NOT ?",
+                        (user_id, changes.keep),
+                    )
+                return new
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateUserError(str(exc)) from None
+
+    async def delete_user(self, scope: str, user_id: str) -> bool:
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM users WHERE scope = ? AND user_id = ?", (scope, user_id)
+            )
+            return cur.rowcount > 0
+
+    async def set_confirmation(self, user_id: str, state: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE users SET confirmation = ? WHERE user_id = ? AND confirmation IS NOT NULL",
+                (state, user_id),
+            )
+
+    async def _insert_code(self, conn: aiosqlite.Connection, code: CodeRecord) -> None:
+        await conn.execute(
+            "INSERT INTO codes (code_hash, user_id, purpose, created, expires, counted, mail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                code.code_hash,
+                code.user_id,
+                code.purpose,
+                code.created,
+                code.expires,
+                int(code.counted),
+                None if code.mail is None else json.dumps(code.mail),
+            ),
+        )
+
+    async def replace_code(self, code: CodeRecord, *, min_interval: float = 0) -> bool:
+        async with self._transaction() as conn:
+            if code.counted:
+                row = await self._fetchone(
+                    "SELECT max(created) FROM codes WHERE user_id = ? AND purpose = ? "
+                    "AND counted = 1",
+                    (code.user_id, code.purpose),
+                )
+                if row[0] is not None and code.created - row[0] < min_interval:
+                    return False
+            await conn.execute(
+                "DELETE FROM codes WHERE user_id = ? AND purpose = ?", (code.user_id, code.purpose)
+            )
+            await self._insert_code(conn, code)
+            return True
+
+    async def confirmation_settings(self, user_id: str) -> dict[str, Any] | None:
+        row = await self._fetchone(
+            "SELECT mail FROM codes WHERE user_id = ? AND purpose = 'confirm' "
+            "ORDER BY created DESC LIMIT 1",
+            (user_id,),
+        )
+        return None if row is None or row[0] is None else dict(json.loads(row[0]))
+
+    async def peek_code(self, code_hash: str, purpose: str, now: float) -> CodeState:
+        row = await self._fetchone(
+            "SELECT used, expires FROM codes WHERE code_hash = ? AND purpose = ?",
+            (code_hash, purpose),
+        )
+        return _code_state(row, now)
+
+    async def use_code(
+        self, code_hash: str, purpose: str, now: float, *, password_hash: str | None = None
+    ) -> CodeState:
+        async with self._transaction() as conn:
+            row = await self._fetchone(
+                "SELECT used, expires, user_id FROM codes WHERE code_hash = ? AND purpose = ?",
+                (code_hash, purpose),
+            )
+            state = _code_state(row, now)
+            if state is not CodeState.VALID:
+                return state
+            user_id = row[2]
+            await conn.execute("UPDATE codes SET used = ? WHERE code_hash = ?", (now, code_hash))
+            if purpose == "confirm":
+                await conn.execute(
+                    "UPDATE users SET active = 1, confirmation = NULL WHERE user_id = ?",
+                    (user_id,),
+                )
+            elif password_hash is not None:
+                await conn.execute(
+                    "UPDATE users SET password_hash = ? WHERE user_id = ?",
+                    (password_hash, user_id),
+                )
+                await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+            return state
 
     async def user_exists(self, scope: str, username: str, email: str | None) -> bool:
         async with self.conn.execute(
@@ -277,6 +448,24 @@ class SQLiteStore:
             rows = await cur.fetchall()
         return [LoginEvent(*row) for row in rows]
 
+    async def session(self, token_hash: str) -> SessionRecord | None:
+        row = await self._fetchone(
+            "SELECT token_hash, user_id, created, expires, last_seen FROM sessions "
+            "WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return None if row is None else SessionRecord(*row)
+
+    async def touch_session(self, token_hash: str, now: float) -> None:
+        async with self._write:
+            await self.conn.execute(
+                "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, token_hash)
+            )
+
+    async def revoke_sessions(self, user_id: str) -> None:
+        async with self._write:
+            await self.conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
+
     async def session_user(self, token_hash: str, now: float) -> str | None:
         async with self.conn.execute(
             "SELECT user_id FROM sessions WHERE token_hash = ? AND expires > ?",
@@ -284,3 +473,13 @@ class SQLiteStore:
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
+
+
+def _code_state(row: Any, now: float) -> CodeState:
+    if row is None:
+        return CodeState.UNKNOWN
+    if row[0] is not None:
+        return CodeState.USED
+    if row[1] <= now:
+        return CodeState.EXPIRED
+    return CodeState.VALID

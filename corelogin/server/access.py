@@ -1,0 +1,95 @@
+"""Who makes a call about a user, and whether they may (DESIGN.md §2).
+
+A call about a user carries that user's session (``Authorization: Bearer``) or the admin key
+(``X-Corelogin-Admin-Key``). A session may act only on its own user: 610 otherwise, also for
+ids that do not exist, so that nothing leaks. The admin key may act on any user of the scope.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+import attrs
+from aiohttp import web
+
+from corelogin.server.context import CONFIG, STORE
+from corelogin.server.store import UserRecord
+from corelogin.server.tokens import hash_token
+from corelogin.wire import ADMIN_KEY_HEADER, ApiError, Call, Status
+
+__all__ = ["Caller", "identify", "target"]
+
+log = logging.getLogger("corelogin.server")
+
+# A session's last use is written at most this often (a write per call would cost more than
+# the idle limit it serves is worth).
+TOUCH_INTERVAL = 60.0
+
+NOT_ALLOWED = "not allowed to act on this user"
+NO_SESSION = "session missing, expired or revoked: log in again"
+
+
+@attrs.frozen
+class Caller:
+    """The scope of a call, and the admin key or the session it came with."""
+
+    scope: str
+    admin: bool = False
+    user_id: str | None = None
+    session: str | None = attrs.field(default=None, repr=False)  # the token's hash
+
+
+async def identify(request: web.Request, call: Call, scope: str) -> Caller:
+    """The caller of ``call``: 610 for a wrong admin key, 609 for a dead session, 610 when a
+    call about a user comes with neither."""
+    if call.access == "app":
+        return Caller(scope)
+    given = request.headers.get(ADMIN_KEY_HEADER)
+    if given is not None:
+        return Caller(scope, admin=_admin_key_ok(request, given))
+    authorization = request.headers.get("Authorization")
+    if authorization is None or call.access == "admin":
+        raise ApiError(Status.NOT_ALLOWED, f"{NOT_ALLOWED}: log in first (or use the admin key)")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(Status.SESSION_INVALID, NO_SESSION)
+    token_hash = hash_token(token.strip())
+    return Caller(scope, user_id=await _live_session(request, token_hash), session=token_hash)
+
+
+def _admin_key_ok(request: web.Request, given: str) -> bool:
+    expected = request.app[CONFIG].admin_key
+    if expected is not None and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode()
+    ):
+        return True
+    log.warning("refused a wrong admin key from %s", request.remote)
+    raise ApiError(Status.NOT_ALLOWED, "admin key wrong, or no admin key on this server")
+
+
+async def _live_session(request: web.Request, token_hash: str) -> str:
+    """The user of a session that is neither revoked, too old nor idle too long (609)."""
+    config, store = request.app[CONFIG], request.app[STORE]
+    session = await store.session(token_hash)
+    now = time.time()
+    if session is None or session.expires <= now:
+        raise ApiError(Status.SESSION_INVALID, NO_SESSION)
+    last_seen = session.last_seen or session.created
+    if now - last_seen >= config.session_idle_seconds:
+        raise ApiError(Status.SESSION_INVALID, NO_SESSION)
+    if now - last_seen >= TOUCH_INTERVAL:
+        await store.touch_session(token_hash, now)
+    return session.user_id
+
+
+async def target(request: web.Request, caller: Caller, user_id: str) -> UserRecord | None:
+    """The user a call is about. A session gets 610 for any user but its own (and for its
+    own once it no longer exists in this scope); the admin key gets None for an unknown id."""
+    if not caller.admin and caller.user_id != user_id:
+        raise ApiError(Status.NOT_ALLOWED, NOT_ALLOWED)
+    user = await request.app[STORE].get_user(caller.scope, user_id)
+    if user is None and not caller.admin:
+        raise ApiError(Status.NOT_ALLOWED, NOT_ALLOWED)
+    return user

@@ -1,0 +1,242 @@
+"""Mailed links: confirmation of a new user's address, and password reset.
+
+Their codes are 32 random bytes kept only as hashes, expire, and are used at most once however
+many try at the same time (the store's `use_code`). ``/confirm`` uses its code on opening, as
+Coronium's link does; ``/reset`` only on submitting the form, so that a mail scanner opening the
+link does not spend it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.message import EmailMessage
+from typing import Any, Final
+
+from aiohttp import web
+
+from corelogin.server.access import Caller
+from corelogin.server.config import ServerConfig
+from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, STORE
+from corelogin.server.envelope import ok
+from corelogin.server.mail import Mailer, MailError, check_template, message, render
+from corelogin.server.pages import page
+from corelogin.server.policy import check_new_password
+from corelogin.server.store import CodeRecord, CodeState, UserRecord, email_key
+from corelogin.server.tokens import hash_token, new_code
+from corelogin.wire import PATHS, ApiError, Status, check_params
+
+__all__ = ["HANDLERS", "ROUTES", "confirmation_mail", "send_confirmation"]
+
+log = logging.getLogger("corelogin.server")
+
+RESET_SUBJECT: Final = "Reset your password"
+BAD_CODE: Final = "the code is invalid, expired or already used"
+
+
+def mailer(app: web.Application) -> Mailer:
+    found = app[MAILER]
+    if found is None:
+        raise ApiError(
+            Status.MAIL_NOT_CONFIGURED,
+            "mail is not configured on this server (smtp_url or mail_outbox)",
+        )
+    return found
+
+
+def _link(request: web.Request, config: ServerConfig, path: str, code: str) -> str:
+    """The link to mail: under public_url, else this server's own address and the port it
+    really listens on (never the Host header, which a client could point anywhere)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    port = sockname[1] if isinstance(sockname, tuple) else None
+    return config.link(f"{path}?code={code}", port)
+
+
+def confirmation_mail(
+    request: web.Request, user: UserRecord, settings: dict[str, Any], *, counted: bool = False
+) -> tuple[CodeRecord, EmailMessage]:
+    """A new confirmation code for ``user`` and the mail that carries its link, made from the
+    ``confirmation`` params of create (kept with the code for resend). Raises for a template
+    that cannot be used, before anything is stored."""
+    config = request.app[CONFIG]
+    mailer(request.app)
+    if user.email is None:
+        raise ApiError(Status.MISSING, "email is required to send a confirmation")
+    name = settings.get("email_tpl")
+    check_template(config.templates_dir, name, "confirm_link")
+    ttl = config.confirmation_ttl_seconds
+    code, record = new_code(
+        user.user_id, "confirm", time.time(), ttl, counted=counted, mail=settings
+    )
+    link = _link(request, config, PATHS["confirm"], code)
+    body = render(config.templates_dir, name, "confirm_link", link, settings.get("tpl_keys"))
+    mail = message(
+        sender=settings["from_email"], to=user.email, subject=settings["subject"], body=body
+    )
+    return record, mail
+
+
+async def send_confirmation(request: web.Request, user: UserRecord, mail: EmailMessage) -> str:
+    """Send it; the user's confirmation becomes ``"pending"`` or ``"failed"`` accordingly."""
+    try:
+        await mailer(request.app).send(mail)
+        state = "pending"
+    except MailError as exc:
+        log.warning("the confirmation mail of user %s was not sent: %s", user.user_id, exc)
+        state = "failed"
+    if state != user.confirmation:
+        await request.app[STORE].set_confirmation(user.user_id, state)
+    return state
+
+
+async def resend_confirmation(
+    request: web.Request, caller: Caller, params: dict[str, Any]
+) -> web.Response:
+    store = request.app[STORE]
+    user = await store.get_user(caller.scope, params["user_id"])
+    settings = None if user is None else await store.confirmation_settings(user.user_id)
+    if user is None or user.confirmation is None or settings is None:
+        raise ApiError(Status.PENDING_NOT_FOUND, "no user of that id awaits a confirmation")
+    record, mail = confirmation_mail(request, user, settings, counted=True)
+    interval = request.app[CONFIG].resend_interval_seconds
+    if not await store.replace_code(record, min_interval=interval):
+        raise ApiError(
+            Status.TOO_MANY_REQUESTS,
+            f"a confirmation was resent less than {interval} s ago",
+            retry_after=interval,
+        )
+    if await send_confirmation(request, user, mail) == "failed":
+        raise ApiError(Status.EMAIL_NOT_SENT, "the confirmation mail could not be sent")
+    return ok(user.user_id)
+
+
+async def confirm_page(request: web.Request) -> web.Response:
+    """GET /confirm?code=…: confirms on opening (the link of Coronium's mail)."""
+    code = request.query.get("code", "")
+    state = await request.app[STORE].use_code(hash_token(code), "confirm", time.time())
+    title, status = _PAGES[state]
+    if state is CodeState.VALID:
+        return page("Address confirmed", "Thank you: you can log in now.")
+    return page(title, _PAGE_TEXT[state], status=status, error=True)
+
+
+_PAGES: Final = {
+    CodeState.VALID: ("Confirmed", 200),
+    CodeState.USED: ("Link already used", 409),
+    CodeState.EXPIRED: ("Link expired", 410),
+    CodeState.UNKNOWN: ("Unknown link", 404),
+}
+_PAGE_TEXT: Final = {
+    CodeState.USED: "This link has been used already.",
+    CodeState.EXPIRED: "This link has expired: ask for a new one.",
+    CodeState.UNKNOWN: "This link is not known here. Copy the whole link from the mail.",
+}
+
+
+# -- password reset ------------------------------------------------------------------------
+
+
+async def send_password_reset(
+    request: web.Request, caller: Caller, params: dict[str, Any]
+) -> web.Response:
+    """True whether or not the address is known: the request does the same work either way
+    (the limits, one lookup); the code and the mail are made in the background."""
+    app = request.app
+    mailer(app)
+    by_address, by_email = app[LIMITS]
+    by_address.hit(request.remote or "")
+    email = params["email"]
+    by_email.hit(f"{caller.scope}\0{email_key(email)}")
+    user = await app[STORE].find_user(caller.scope, email=email)
+    if user is not None and user.email is not None:
+        code, record = new_code(user.user_id, "reset", time.time(), app[CONFIG].reset_ttl_seconds)
+        link = _link(request, app[CONFIG], PATHS["reset"], code)
+        mail = message(
+            sender=app[CONFIG].mail_from,
+            to=user.email,
+            subject=RESET_SUBJECT,
+            body=render(None, None, "reset_link", link),
+        )
+        task = asyncio.create_task(_mail_reset(app, record, mail))
+        app[BACKGROUND].add(task)
+        task.add_done_callback(app[BACKGROUND].discard)
+    return ok(True)
+
+
+async def _mail_reset(app: web.Application, record: CodeRecord, mail: EmailMessage) -> None:
+    try:
+        await app[STORE].replace_code(record)
+        await mailer(app).send(mail)
+    except MailError as exc:
+        log.warning("the password reset mail of user %s was not sent: %s", record.user_id, exc)
+    except Exception:
+        log.exception("the password reset of user %s failed", record.user_id)
+
+
+async def _reset(request: web.Request, code: str, password: str) -> CodeState:
+    """Set a new password with a reset code: the code is checked before the (costly) hash,
+    and used up, with the password set and every session ended, in one transaction."""
+    app = request.app
+    store, code_hash = app[STORE], hash_token(code)
+    state = await store.peek_code(code_hash, "reset", time.time())
+    if state is not CodeState.VALID:
+        return state
+    await check_new_password(password, app[CONFIG])
+    password_hash = await app[HASHER].hash(password)
+    return await store.use_code(code_hash, "reset", time.time(), password_hash=password_hash)
+
+
+async def reset_password(
+    request: web.Request, caller: Caller, params: dict[str, Any]
+) -> web.Response:
+    if await _reset(request, params["code"], params["password"]) is not CodeState.VALID:
+        raise ApiError(Status.CODE_INVALID, BAD_CODE)
+    return ok(True)
+
+
+_RESET_TITLE: Final = "Choose a new password"
+
+
+async def reset_page(request: web.Request) -> web.Response:
+    """GET /reset?code=…: the form (the code is not used up by opening it)."""
+    code = request.query.get("code", "")
+    state = await request.app[STORE].peek_code(hash_token(code), "reset", time.time())
+    if state is not CodeState.VALID:
+        title, status = _PAGES[state]
+        return page(title, _PAGE_TEXT[state], status=status, error=True)
+    return page(_RESET_TITLE, code=code)
+
+
+async def reset_form(request: web.Request) -> web.Response:
+    """POST /reset: the form's answer."""
+    form = await request.post()
+    code, password, again = (form.get(name) for name in ("code", "password", "again"))
+    if not isinstance(code, str) or not code:
+        return page("Unknown link", _PAGE_TEXT[CodeState.UNKNOWN], status=404, error=True)
+    if not isinstance(password, str) or password != again:
+        return page(_RESET_TITLE, "The two passwords differ.", status=400, error=True, code=code)
+    try:
+        check_params("reset_password", {"code": code, "password": password})
+        state = await _reset(request, code, password)
+    except ApiError as exc:
+        if exc.status == Status.TOO_MANY_REQUESTS:
+            raise
+        return page(_RESET_TITLE, exc.message, status=400, error=True, code=code)
+    if state is CodeState.VALID:
+        return page("Password changed", "You can log in with the new password now.")
+    title, status = _PAGES[state]
+    return page(title, _PAGE_TEXT[state], status=status, error=True)
+
+
+HANDLERS: Final = {
+    "resend_confirmation": resend_confirmation,
+    "send_password_reset": send_password_reset,
+    "reset_password": reset_password,
+}
+
+ROUTES: Final = [
+    web.get(PATHS["confirm"], confirm_page),
+    web.get(PATHS["reset"], reset_page),
+    web.post(PATHS["reset"], reset_form),
+]
