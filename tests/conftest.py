@@ -13,6 +13,9 @@ from corelogin.server import RunningServer, ServerConfig, ServerThread, start_se
 from tests.helpers import APP_KEY, LOGIN, server_config_for
 from tests.netfaults import FaultServer, free_port
 
+# The real SMTP server (aiosmtpd) of tests/mailserver.py: the mail_server fixture.
+pytest_plugins = ["tests.mailserver"]
+
 
 @pytest.fixture
 def server_config(tmp_path: Path) -> ServerConfig:

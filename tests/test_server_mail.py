@@ -27,11 +27,8 @@ from corelogin.server.mail import (
     render,
 )
 from corelogin.wire import ApiError, Status
-from tests import mailserver
 from tests.mailserver import MailServer, link_in, text_of
 from tests.netfaults import free_port
-
-mail_server = mailserver.mail_server  # the shared fixture (an import would trip ruff's F811)
 
 LINK = "http://127.0.0.1:10001/v1/users/confirm?code=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
 SENDER = "Corelogin <noreply@game.example>"

@@ -71,9 +71,12 @@ def confirmation_mail(
     )
     link = _link(request, config, PATHS["confirm"], code)
     body = render(config.templates_dir, name, "confirm_link", link, settings.get("tpl_keys"))
-    mail = message(
-        sender=settings["from_email"], to=user.email, subject=settings["subject"], body=body
-    )
+    try:
+        mail = message(
+            sender=settings["from_email"], to=user.email, subject=settings["subject"], body=body
+        )
+    except ValueError as exc:  # an address the mail cannot carry (two of them, non-ASCII)
+        raise ApiError(Status.EMAIL_INVALID, str(exc)) from None
     return record, mail
 
 
