@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -141,6 +142,11 @@ GROUP_MAX_CHARS: Final = 64
 SCOPE_MAX_CHARS: Final = 64
 EXTRA_MAX_BYTES: Final = 16 * 1024
 USER_ID_MAX_CHARS: Final = 64
+# An ASCII address of dot-atoms (RFC 5322 3.4.1), with a dot in its domain.
+SENDER_PATTERN: Final = (
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+)
 CODE_MAX_CHARS: Final = 128
 SUBJECT_MAX_CHARS: Final = 200
 TEMPLATE_NAME_MAX_CHARS: Final = 255
@@ -182,6 +188,9 @@ class Field:
     fields: tuple[Field, ...] | None = None
     # A flat table whose values may be None or `NULL` (``update.extra``: remove that key).
     nulls: bool = False
+    # A regular expression the whole value must match (801; 704 for an address): plain enough
+    # to read alike in Python and in the OpenAPI document's ECMA-262.
+    pattern: str | None = None
     # A policy the server applies to new values ("new_username", "new_password"), which the
     # OpenAPI document describes.
     policy: str | None = None
@@ -203,6 +212,9 @@ class Field:
                 self._too_long(f"{self.max_bytes} bytes")
             if self.address:
                 _check_email_shape(self.name, value)
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                status = Status.EMAIL_INVALID if self.address else Status.WRONG_TYPE
+                raise ApiError(status, f"{self.name} is not of the form this server takes")
         if isinstance(value, dict):
             if self.fields is not None:
                 unknown = sorted(set(value) - {field.name for field in self.fields}, key=str)
@@ -277,9 +289,17 @@ _CONFIRMATION = Field(
     kind=dict,
     required=False,
     fields=(
-        Field("from_email", max_chars=EMAIL_MAX_CHARS, address=True),
+        # The app's own sender (noreply@mygame.example): plain ASCII, as every mail server
+        # takes it in a From header.
+        Field("from_email", max_chars=EMAIL_MAX_CHARS, address=True, pattern=SENDER_PATTERN),
         Field("subject", max_chars=SUBJECT_MAX_CHARS, printable=True),
-        Field("email_tpl", required=False, max_chars=TEMPLATE_NAME_MAX_CHARS, printable=True),
+        Field(
+            "email_tpl",
+            required=False,
+            max_chars=TEMPLATE_NAME_MAX_CHARS,
+            printable=True,
+            policy="template",
+        ),
         Field("tpl_keys", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES),
     ),
 )

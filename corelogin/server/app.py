@@ -15,7 +15,7 @@ from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER,
 from corelogin.server.envelope import envelope_middleware
 from corelogin.server.limits import RateLimit
 from corelogin.server.logsafety import install as keep_secrets_out_of_logs
-from corelogin.server.mail import Mailer
+from corelogin.server.mail import Mailer, templates
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.store import Store, open_store
@@ -30,8 +30,11 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    """The document of this server: its own password minimum, not the default's."""
-    return web.json_response(document(request.app[CONFIG].min_password_length))
+    """The document of this server: its own password minimum and templates."""
+    config = request.app[CONFIG]
+    return web.json_response(
+        document(config.min_password_length, templates=templates(config.templates_dir))
+    )
 
 
 ROUTES = [

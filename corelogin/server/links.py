@@ -211,9 +211,17 @@ async def reset_page(request: web.Request) -> web.Response:
     return page(_RESET_TITLE, code=code)
 
 
+_FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 async def reset_form(request: web.Request) -> web.Response:
     """POST /reset: the form's answer."""
-    form = await request.post()
+    if request.content_type not in _FORM_TYPES:
+        return page("Not a form", "Send the form of the reset page.", status=415, error=True)
+    try:
+        form = await request.post()
+    except ValueError:  # a multipart body without its boundary, and the like
+        return page("Not a form", "The form could not be read.", status=400, error=True)
     code, password, again = (form.get(name) for name in ("code", "password", "again"))
     if not isinstance(code, str) or not code:
         return page("Unknown link", _PAGE_TEXT[CodeState.UNKNOWN], status=404, error=True)

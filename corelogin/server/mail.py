@@ -29,7 +29,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar, Final, Literal, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 import aiosmtplib
 import attrs
@@ -215,6 +215,25 @@ def check_template(
         render(templates_dir, name, link_name, "https://example.invalid/", keys)
 
 
+def templates(templates_dir: str | None, link_name: str = "confirm_link") -> tuple[str, ...]:
+    """The names ``email_tpl`` may take on this server: the templates of ``templates_dir`` that
+    `check_template` accepts."""
+    if templates_dir is None:
+        return ()
+    try:
+        names = sorted(os.listdir(templates_dir))
+    except OSError:
+        return ()
+    usable = []
+    for name in names:
+        try:
+            check_template(templates_dir, name, link_name)
+        except ApiError:
+            continue
+        usable.append(name)
+    return tuple(usable)
+
+
 def _check_keys(keys: Mapping[str, object]) -> dict[str, object]:
     """The caller's keys, flat as ``tpl_keys`` must be: strings, numbers, booleans."""
     for key, value in keys.items():
@@ -296,13 +315,16 @@ def message(*, sender: str, to: str, subject: str, body: Body) -> EmailMessage:
             raise ValueError(f"{header} must not contain CR or LF")
     if _one_address(sender) is None:
         raise ValueError("sender must be one email address")
+    local, _, domain = to.rpartition("@")
+    if not local or not domain:
+        raise ValueError("to must be an email address")
     try:
-        recipient = Address(addr_spec=to)
+        recipient = Address(username=local, domain=domain)
     except (ValueError, IndexError, email.errors.HeaderParseError):
         raise ValueError("to must be exactly one email address") from None
-    if not recipient.username or not recipient.domain:
-        raise ValueError("to must be exactly one email address")
-    msg = EmailMessage(policy=email.policy.SMTP)
+    # Internationalised addresses need SMTPUTF8 (RFC 6531); a server without it refuses them.
+    ascii_only = sender.isascii() and to.isascii()
+    msg = EmailMessage(policy=email.policy.SMTP if ascii_only else email.policy.SMTPUTF8)
     msg["From"] = sender
     msg["To"] = recipient
     msg["Subject"] = subject
@@ -313,7 +335,18 @@ def message(*, sender: str, to: str, subject: str, body: Body) -> EmailMessage:
     msg.set_content(body.text, cte=_content_transfer_encoding(body.text))
     if body.html is not None:
         msg.add_alternative(body.html, subtype="html", cte=_content_transfer_encoding(body.html))
+    try:  # what cannot be written cannot be sent (an address with a non-ASCII domain)
+        msg.as_bytes()
+    except (UnicodeError, ValueError, email.errors.MessageError):
+        raise ValueError("an address of this mail cannot be written in a mail header") from None
     return msg
+
+
+def _envelope(header: Any) -> str | None:
+    """The one address of a From or To header as the SMTP envelope needs it (quoted where it
+    must be: a local part holding a comma stays one address)."""
+    addresses: tuple[Any, ...] = getattr(header, "addresses", ())
+    return addresses[0].addr_spec if len(addresses) == 1 else None
 
 
 def _one_address(header: str | None) -> str | None:
@@ -567,11 +600,16 @@ class Mailer:
 
     async def send(self, msg: EmailMessage) -> None:
         """Hand ``msg`` over (its From and its one To are the envelope); raises `MailError`."""
-        sender, recipient = _one_address(msg["From"]), _one_address(msg["To"])
+        sender, recipient = _envelope(msg["From"]), _envelope(msg["To"])
         if sender is None or recipient is None:
             raise ValueError("a message needs one From and one To address")
         try:
-            await self.transport.deliver(msg, sender, recipient)
+            try:
+                await self.transport.deliver(msg, sender, recipient)
+            except (MailError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # whatever a transport did not foresee: still not sent
+                raise MailError(f"{type(exc).__name__} while sending") from exc
         except MailError as exc:
             log.warning(
                 "mail to %s not sent (%s): %s", _masked(recipient), self.transport.kind, exc

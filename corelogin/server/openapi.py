@@ -170,6 +170,9 @@ def _schema(field: Field, *, nullable: bool, rules: dict[str, dict[str, Any]]) -
             notes.append("no control characters (801 otherwise)")
         if field.address:
             schema["pattern"] = email_pattern()
+        if field.pattern is not None:
+            schema["pattern"] = f"^{field.pattern}$"
+            notes.append("plain ASCII: dot-atoms, @, a domain with a dot (704 otherwise)")
             notes.append(
                 "an address: something, @, then a domain with a dot inside it; no whitespace or "
                 "control characters (704 otherwise)"
@@ -372,6 +375,7 @@ def _pages() -> dict[str, Any]:
                         200: "password changed",
                         400: "the form again, with what was wrong",
                         **_LINK_STATES,
+                        415: "not a form",
                     },
                 ),
                 "operationId": "reset.submit",
@@ -384,9 +388,12 @@ def _pages() -> dict[str, Any]:
     }
 
 
-def document(min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH) -> dict[str, Any]:
+def document(
+    min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH, templates: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every endpoint, for a server whose new passwords must have at
-    least ``min_password_length`` characters."""
+    least ``min_password_length`` characters and whose confirmation templates are
+    ``templates``."""
     login = _object(
         {
             "active": _BOOL,
@@ -422,6 +429,11 @@ def document(min_password_length: int = DEFAULT_MIN_PASSWORD_LENGTH) -> dict[str
             "description": "no control, format, private-use or unassigned characters (Unicode "
             f"category C, as of Unicode {unicodedata.unidata_version}) and no whitespace at "
             "either end (601 otherwise)",
+        },
+        "template": {
+            "enum": [*templates, None],
+            "description": "one of this server's templates (its templates_dir), or null for "
+            "the default (801 otherwise)",
         },
         "new_password": {
             "minLength": min_password_length,
