@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quickstart_creates_logs_in_and_shows_a_failure() -> None:
+def test_quickstart_confirms_logs_in_updates_and_shows_failures() -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "samples" / "quickstart.py")],
         capture_output=True,
@@ -21,9 +21,14 @@ def test_quickstart_creates_logs_in_and_shows_a_failure() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     user_ids = re.findall(r"evt\.result\.user_id = ([0-9a-f-]{36})", out)
-    assert len(user_ids) == 3  # created, then logged in by username and by email
+    # created, logged in before and after confirming, by email, updated, read
+    assert len(user_ids) == 6
     assert len(set(user_ids)) == 1
+    assert "evt.result.confirmation = pending" in out
+    assert out.count("evt.result.validated = false") == 1
+    assert re.search(r"followed http://127\.0\.0\.1:\d+/confirm\?code=\.\.\.: HTTP 200", out)
     assert out.count("evt.result.validated = true") == 2
+    assert "evt.result.extra = {'lv': 2}" in out
     assert "evt.status = 603" in out
     assert "evt.status = 804" in out
     assert "logged in as Donna" in out

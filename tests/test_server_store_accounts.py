@@ -270,18 +270,6 @@ async def test_activating_clears_the_confirmation_and_its_codes_only(
     assert await store.peek_code("reset-1", "reset", NOW) is CodeState.VALID
 
 
-async def test_deactivating_a_pending_user_keeps_it_pending(store: SQLiteStore) -> None:
-    await store.create_user(
-        record("u1", "Donna", active=False, confirmation="pending"), code("confirm-1")
-    )
-
-    updated = await store.update_user("u1", UserChanges(active=False))
-
-    assert updated is not None
-    assert updated.confirmation == "pending"
-    assert await store.peek_code("confirm-1", "confirm", NOW) is CodeState.VALID
-
-
 # -- delete_user ---------------------------------------------------------------------------
 
 
@@ -644,7 +632,9 @@ async def test_a_schema_2_database_is_upgraded_to_3(path: Path) -> None:
 
     db = sqlite3.connect(path)
     try:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
-        assert len(MIGRATIONS) == 3
+        # Version 3 made the codes table; later versions may follow it.
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert len(MIGRATIONS) >= 3
+        assert db.execute("SELECT count(*) FROM codes").fetchone() == (1,)
     finally:
         db.close()

@@ -675,3 +675,42 @@ async def test_last_seen_is_written_at_most_once_a_minute(
     assert touched[1] <= time.time()
     assert (await held.users.get({"user_id": donna.user_id})).error is None
     assert session_row(server_config, token) == touched  # written once, not on every call
+
+
+def shift_session_clock(config: ServerConfig, token: str, seconds: float) -> None:
+    """Let ``seconds`` pass for a session: every time it holds moves that far into the past."""
+    db = sqlite3.connect(db_path(config), timeout=10)
+    try:
+        with db:
+            db.execute(
+                "UPDATE sessions SET created = created - ?, last_seen = last_seen - ?, "
+                "expires = expires - ? WHERE token_hash = ?",
+                (seconds, seconds, seconds, hash_token(token)),
+            )
+    finally:
+        db.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG: access._live_session writes last_seen only when it is TOUCH_INTERVAL (60 s) old, "
+        "but refuses the session once it is session_idle_seconds old: with an idle limit of 60 s "
+        "or less a session in constant use dies that long after its last write (an idle limit "
+        "becomes an absolute one)"
+    ),
+)
+async def test_a_session_in_use_outlives_a_short_idle_limit(
+    tmp_path: Path, cores: AsyncExitStack
+) -> None:
+    config = attrs.evolve(server_config_for(tmp_path / "idle.sqlite3"), session_idle_seconds=30)
+    async with await start_server(config) as running:
+        donna = await make_user(await open_core(cores, running.url), "Donna")
+        held = await logged_in(cores, running.url, "Donna")
+        assert held._session_token is not None
+        statuses = []
+        for _ in range(3):  # used every 20 s: never 30 s idle
+            shift_session_clock(config, held._session_token, 20)
+            statuses.append((await held.users.get({"user_id": donna.user_id})).status)
+
+        assert statuses == [None, None, None]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import email
-import hashlib
 import email.policy
+import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping
