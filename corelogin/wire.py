@@ -233,7 +233,7 @@ class Field:
         Returns a copy in which `NULL` is None."""
         copy: dict[str, Any] = {}
         for key, value in table.items():
-            if self.nulls and (value is None or value is NULL):
+            if isinstance(key, str) and self.nulls and (value is None or value is NULL):
                 copy[key] = None
                 continue
             if not isinstance(key, str) or not isinstance(value, str | int | float):

@@ -638,3 +638,39 @@ async def test_a_schema_2_database_is_upgraded_to_3(path: Path) -> None:
         assert db.execute("SELECT count(*) FROM codes").fetchone() == (1,)
     finally:
         db.close()
+
+
+async def test_deactivating_a_pending_user_ends_the_wait_and_its_link(store: SQLiteStore) -> None:
+    """The administrator's decision wins over a confirmation link mailed earlier."""
+    await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c"))
+
+    user = await store.update_user("u1", UserChanges(active=False))
+
+    assert user is not None
+    assert (user.active, user.confirmation) == (False, None)
+    assert await store.use_code("c", "confirm", NOW) is CodeState.UNKNOWN
+    again = await store.get_user("s", "u1")
+    assert again is not None and not again.active
+
+
+@pytest.mark.parametrize(
+    ("changes", "expired"),
+    [
+        (UserChanges(email="new@home.com"), {"confirm", "reset"}),
+        (UserChanges(password_hash="$argon2id$new"), {"reset"}),
+        (UserChanges(extra={"lv": 2}), set()),
+    ],
+)
+async def test_links_mailed_before_a_change_of_address_or_password_expire(
+    store: SQLiteStore, changes: UserChanges, expired: set[str]
+) -> None:
+    """A link went to the old address (or was for the old password): it no longer works."""
+    pending = record("u1", "Donna", "old@home.com", active=False, confirmation="pending")
+    await store.create_user(pending, code("c"))
+    await store.replace_code(code("r", purpose="reset"))
+
+    await store.update_user("u1", changes)
+
+    for code_hash, purpose in (("c", "confirm"), ("r", "reset")):
+        state = await store.peek_code(code_hash, purpose, NOW)
+        assert state is (CodeState.EXPIRED if purpose in expired else CodeState.VALID), purpose

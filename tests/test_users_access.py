@@ -495,14 +495,6 @@ async def test_a_server_without_an_admin_key_refuses_every_admin_call(
         assert stored.extra is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: ServerConfig accepts admin_key='' (no validator, unlike app_key) and "
-        "access._admin_key_ok compares the header with it, so an empty "
-        "X-Corelogin-Admin-Key header is an admin on any server configured with an empty key"
-    ),
-)
 async def test_an_empty_admin_key_in_the_configuration_grants_nothing(
     core: corelogin.Core, tmp_path: Path
 ) -> None:
@@ -691,15 +683,6 @@ def shift_session_clock(config: ServerConfig, token: str, seconds: float) -> Non
         db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: access._live_session writes last_seen only when it is TOUCH_INTERVAL (60 s) old, "
-        "but refuses the session once it is session_idle_seconds old: with an idle limit of 60 s "
-        "or less a session in constant use dies that long after its last write (an idle limit "
-        "becomes an absolute one)"
-    ),
-)
 async def test_a_session_in_use_outlives_a_short_idle_limit(
     tmp_path: Path, cores: AsyncExitStack
 ) -> None:

@@ -125,14 +125,6 @@ async def test_null_or_none_removes_an_extra_key(core: corelogin.Core, remove: s
     assert event.result.extra == {"lv": 3, "coins": 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: wire.Field._check_flat (corelogin/wire.py:236) skips the string-key check when "
-        "the value is None or NULL, so {1: NULL} passes the SDK's check and json.dumps sends "
-        "it as {'1': null}: the key '1' is removed instead of a 801 (None and True keys too)"
-    ),
-)
 async def test_a_non_string_key_in_extra_is_801_even_with_a_null_value(
     core: corelogin.Core,
 ) -> None:

@@ -24,7 +24,8 @@ __all__ = ["Caller", "identify", "target"]
 log = logging.getLogger("corelogin.server")
 
 # A session's last use is written at most this often (a write per call would cost more than
-# the idle limit it serves is worth).
+# the idle limit it serves is worth), and at least twice per idle limit, so that a session in
+# use never looks idle.
 TOUCH_INTERVAL = 60.0
 
 NOT_ALLOWED = "not allowed to act on this user"
@@ -61,7 +62,7 @@ async def identify(request: web.Request, call: Call, scope: str) -> Caller:
 
 def _admin_key_ok(request: web.Request, given: str) -> bool:
     expected = request.app[CONFIG].admin_key
-    if expected is not None and hmac.compare_digest(
+    if expected and hmac.compare_digest(
         given.encode("utf-8", "surrogateescape"), expected.encode()
     ):
         return True
@@ -79,7 +80,7 @@ async def _live_session(request: web.Request, token_hash: str) -> str:
     last_seen = session.last_seen or session.created
     if now - last_seen >= config.session_idle_seconds:
         raise ApiError(Status.SESSION_INVALID, NO_SESSION)
-    if now - last_seen >= TOUCH_INTERVAL:
+    if now - last_seen >= min(TOUCH_INTERVAL, config.session_idle_seconds / 2):
         await store.touch_session(token_hash, now)
     return session.user_id
 

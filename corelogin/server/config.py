@@ -49,10 +49,12 @@ class ServerConfig:
     max_connections: int = 4096
     max_connections_per_address: int = 256
     # Sessions (DESIGN.md §4): refused once idle or old beyond these.
-    session_idle_seconds: int = 7 * DAY
+    session_idle_seconds: int = attrs.field(default=7 * DAY, validator=attrs.validators.gt(0))
     session_absolute_seconds: int = 30 * DAY
     # The admin key of trusted back-end code (header X-Corelogin-Admin-Key); None: no admin.
-    admin_key: str | None = attrs.field(default=None, repr=False)
+    admin_key: str | None = attrs.field(
+        default=None, repr=False, validator=attrs.validators.optional(_non_empty)
+    )
     # New passwords: refused when zxcvbn scores them below this (0 turns the check off).
     min_password_score: int = 1
     # Mail (docs/accounts.md): smtp_url sends through SMTP, mail_outbox writes .eml files

@@ -71,7 +71,7 @@ def apply_changes(user: UserRecord, changes: UserChanges) -> UserRecord:
     }
     if changes.extra is not None:
         values["extra"] = merge_extra(user.extra, changes.extra)
-    if changes.active:  # activated: no longer waiting for a confirmation
+    if changes.active is not None:  # an administrator decided: no more waiting for the link
         values["confirmation"] = None
     return attrs.evolve(user, **values)
 
@@ -177,7 +177,8 @@ class Store(Protocol):
     async def update_user(self, user_id: str, changes: UserChanges) -> UserRecord | None:
         """Apply ``changes`` and end the sessions they name; the user as it now is, or None
         if there is none. Raises `DuplicateUserError` or `ExtraTooLarge`, changing nothing.
-        Activating a user ends its wait for confirmation."""
+        Setting ``active`` ends a wait for confirmation (its codes go); a new email expires the
+        links mailed to the old one, and a new password or email the reset links."""
 
     async def delete_user(self, scope: str, user_id: str) -> bool:
         """Delete a user with its sessions, login events and codes; False if there was none."""

@@ -275,6 +275,12 @@ class SQLiteStore:
                     await conn.execute(
                         "DELETE FROM codes WHERE user_id = ? AND purpose = 'confirm'", (user_id,)
                     )
+                for purpose in _expired_links(old, new):
+                    await conn.execute(
+                        "UPDATE codes SET expires = 0 WHERE user_id = ? AND purpose = ? "
+                        "AND used IS NULL",
+                        (user_id, purpose),
+                    )
                 if changes.revoke == "all":
                     await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
                 elif changes.revoke == "others":
@@ -473,6 +479,14 @@ class SQLiteStore:
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
+
+
+def _expired_links(old: UserRecord, new: UserRecord) -> list[str]:
+    """The purposes of the links an update makes worthless: both when the address changes
+    (they went to the old one), reset links when the password changes."""
+    if new.email != old.email:
+        return ["confirm", "reset"]
+    return ["reset"] if new.password_hash != old.password_hash else []
 
 
 def _code_state(row: Any, now: float) -> CodeState:
