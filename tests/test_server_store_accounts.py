@@ -650,7 +650,8 @@ async def test_deactivating_a_pending_user_ends_the_wait_and_its_link(store: SQL
     assert (user.active, user.confirmation) == (False, None)
     assert await store.use_code("c", "confirm", NOW) is CodeState.UNKNOWN
     again = await store.get_user("s", "u1")
-    assert again is not None and not again.active
+    assert again is not None
+    assert not again.active
 
 
 @pytest.mark.parametrize(
