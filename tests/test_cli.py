@@ -166,3 +166,32 @@ def test_serve_takes_a_toml_config_and_min_password_length(tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("SMTP_URL", "smtp://me:secret@mail.example.org:587", "smtp_password"),
+        ("SMTP_URL", "ftp://mail.example.org", "smtp_url"),
+        ("MAIL_FROM", "not an address", "mail_from"),
+    ],
+    ids=["password-in-url", "bad-scheme", "bad-sender"],
+)
+def test_serve_refuses_mail_settings_that_cannot_work(
+    tmp_path: Path, setting: str, value: str, says: str
+) -> None:
+    """A mail setting that cannot work stops the server at start-up, in one line, rather
+    than at the first confirmation mail."""
+    env = {**os.environ, "CORELOGIN_KEY": "k", f"CORELOGIN_{setting}": value}
+    done = subprocess.run(
+        [*SERVE, "--port", str(free_port()), "--db", f"sqlite:///{tmp_path}/x.db"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert says in done.stderr
+    assert "secret" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
