@@ -487,6 +487,28 @@ async def test_a_new_reset_makes_the_first_link_stop_working(
         assert running.app[MAILER] is not None
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"password": "another good passphrase"}, {"email": "donna.new@home.example"}],
+    ids=["new-password", "new-email"],
+)
+async def test_a_new_password_or_email_makes_the_reset_link_stop_working(
+    client: corelogin.Core, donna: corelogin.User, mail_server: MailServer, change: dict[str, str]
+) -> None:
+    link = await reset_link(client, mail_server)
+    assert (await login(client, PASSWORD)).error is None
+    updated = await client.users.update(
+        {"user_id": donna.user_id, "update": {**change, "current_password": PASSWORD}}
+    )
+    assert updated.error is None, updated
+
+    event = await client.users.reset_password({"code": code_of(link), "password": NEW_PASSWORD})
+
+    assert event.status == 615
+    assert (await http("GET", link)).status in (404, 410)
+    assert (await login(client, NEW_PASSWORD)).status == 603
+
+
 @pytest.mark.usefixtures("donna")
 async def test_one_of_100_concurrent_resets_with_one_code_wins(
     client: corelogin.Core, mail_server: MailServer
