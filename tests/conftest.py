@@ -5,13 +5,18 @@ from __future__ import annotations
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 
 import corelogin
 from corelogin.server import RunningServer, ServerConfig, ServerThread, start_server
 from tests.helpers import APP_KEY, LOGIN, server_config_for
 from tests.netfaults import FaultServer, free_port
+
+if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
+    from tests.mailserver import MailServer
 
 # The real SMTP server (aiosmtpd) of tests/mailserver.py: the mail_server fixture.
 pytest_plugins = ["tests.mailserver"]
@@ -41,6 +46,26 @@ def server_thread(server_config: ServerConfig) -> Iterator[ServerThread]:
     """The server on its own thread, for tests of the synchronous modes."""
     with ServerThread(server_config) as running:
         yield running
+
+
+@pytest.fixture
+def mail_config(server_config: ServerConfig, mail_server: MailServer) -> ServerConfig:
+    """`server_config` sending its mail through `mail_server` (a real SMTP server)."""
+    return attrs.evolve(server_config, smtp_url=mail_server.url, smtp_timeout=5.0)
+
+
+@pytest.fixture
+async def mail_running(mail_config: ServerConfig) -> AsyncIterator[RunningServer]:
+    """The server of `mail_config`, in the test's own loop."""
+    async with await start_server(mail_config) as running:
+        yield running
+
+
+@pytest.fixture
+async def mail_client(mail_running: RunningServer) -> AsyncIterator[corelogin.Core]:
+    """An asyncio-mode Core talking to `mail_running`."""
+    async with corelogin.init(mail_running.url, APP_KEY) as core:
+        yield core
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -131,25 +131,10 @@ async def login(core: corelogin.Core, password: str) -> corelogin.Event:
 
 
 @pytest.fixture
-def mail_config(server_config: ServerConfig, mail_server: MailServer) -> ServerConfig:
-    return attrs.evolve(server_config, smtp_url=mail_server.url, smtp_timeout=5.0)
-
-
-@pytest.fixture
-async def running(mail_config: ServerConfig) -> AsyncIterator[RunningServer]:
-    async with await start_server(mail_config) as running:
-        yield running
-
-
-@pytest.fixture
-async def client(running: RunningServer) -> AsyncIterator[corelogin.Core]:
-    async with corelogin.init(running.url, APP_KEY) as core:
-        yield core
-
-
-@pytest.fixture
-async def donna(client: corelogin.Core) -> corelogin.User:
-    event = await client.users.create({"username": "Donna", "password": PASSWORD, "email": EMAIL})
+async def donna(mail_client: corelogin.Core) -> corelogin.User:
+    event = await mail_client.users.create(
+        {"username": "Donna", "password": PASSWORD, "email": EMAIL}
+    )
     assert event.error is None, event
     assert isinstance(event.result, corelogin.User)
     return event.result
@@ -168,23 +153,23 @@ async def reset_link(core: corelogin.Core, mail_server: MailServer, count: int =
 
 @pytest.mark.usefixtures("donna")
 async def test_known_and_unknown_addresses_get_true_and_only_the_known_gets_mail(
-    client: corelogin.Core,
-    running: RunningServer,
+    mail_client: corelogin.Core,
+    mail_running: RunningServer,
     mail_server: MailServer,
     mail_config: ServerConfig,
 ) -> None:
-    known = await client.users.send_password_reset({"email": EMAIL})
-    unknown = await client.users.sendPasswordReset({"email": "nobody@home.example"})
+    known = await mail_client.users.send_password_reset({"email": EMAIL})
+    unknown = await mail_client.users.sendPasswordReset({"email": "nobody@home.example"})
 
     assert (known.result, known.status, known.error) == (True, None, None)
     assert (unknown.result, unknown.status, unknown.error) == (True, None, None)
     (msg,) = await mail_server.wait_for_async(1)
-    await background_done(running)
+    await background_done(mail_running)
     assert [received.rcpt_tos for received in mail_server.received] == [(EMAIL,)]
     assert msg["To"] == EMAIL
     assert msg["From"] == mail_config.mail_from
     link = link_in(msg, PATHS["reset"])
-    assert link.startswith(running.url + "/reset?code=")
+    assert link.startswith(mail_running.url + "/reset?code=")
     assert "password" in text_of(msg)
 
 
@@ -193,24 +178,24 @@ async def test_known_and_unknown_addresses_cost_the_same_and_answer_the_same(
 ) -> None:
     hasher = CountingHasher(queue=1000, per_account=1000)
     async with (
-        await start_server(mail_config, hasher=hasher) as running,
-        corelogin.init(running.url, APP_KEY) as core,
+        await start_server(mail_config, hasher=hasher) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
     ):
         created = await core.users.create(
             {"username": "Donna", "password": PASSWORD, "email": EMAIL}
         )
         assert created.error is None, created
-        mailer = running.app[MAILER]
+        mailer = mail_running.app[MAILER]
         assert mailer is not None
         answers, during, after = [], [], []
         for address in (EMAIL, "nobody@home.example"):
             hashes, sent, received = hasher.calls, mailer.sent, len(mail_server.received)
-            answers.append(await raw_call(running, "send_password_reset", {"email": address}))
+            answers.append(await raw_call(mail_running, "send_password_reset", {"email": address}))
             # Read as soon as the answer is in: no hash, and the mail is not sent yet.
             during.append(
                 (hasher.calls - hashes, mailer.sent - sent, len(mail_server.received) - received)
             )
-            await background_done(running)
+            await background_done(mail_running)
             if address == EMAIL:
                 await mail_server.wait_for_async(received + 1)
             after.append((hasher.calls - hashes, len(mail_server.received) - received))
@@ -229,9 +214,9 @@ async def test_known_and_unknown_addresses_cost_the_same_and_answer_the_same(
 
 @pytest.mark.usefixtures("donna")
 async def test_the_address_is_found_whatever_its_letter_case(
-    client: corelogin.Core, mail_server: MailServer
+    mail_client: corelogin.Core, mail_server: MailServer
 ) -> None:
-    event = await client.users.send_password_reset({"email": "DONNA@Home.Example"})
+    event = await mail_client.users.send_password_reset({"email": "DONNA@Home.Example"})
 
     assert event.result is True
     (msg,) = await mail_server.wait_for_async(1)
@@ -240,8 +225,8 @@ async def test_the_address_is_found_whatever_its_letter_case(
 
 async def test_mail_not_configured_is_702(server_config: ServerConfig) -> None:
     async with (
-        await start_server(server_config) as running,
-        corelogin.init(running.url, APP_KEY) as core,
+        await start_server(server_config) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
     ):
         await core.users.create({"username": "Donna", "password": PASSWORD, "email": EMAIL})
         known = await core.users.send_password_reset({"email": EMAIL})
@@ -255,13 +240,13 @@ async def test_mail_not_configured_is_702(server_config: ServerConfig) -> None:
 
 @pytest.mark.usefixtures("donna")
 async def test_second_reset_of_one_address_within_the_interval_is_829_known_or_not(
-    client: corelogin.Core, running: RunningServer, mail_server: MailServer
+    mail_client: corelogin.Core, mail_running: RunningServer, mail_server: MailServer
 ) -> None:
     results = {}
     for address in (EMAIL, "nobody@home.example"):
-        first = await client.users.send_password_reset({"email": address})
-        second = await client.users.send_password_reset({"email": address})
-        third = await raw_call(running, "send_password_reset", {"email": address.upper()})
+        first = await mail_client.users.send_password_reset({"email": address})
+        second = await mail_client.users.send_password_reset({"email": address})
+        third = await raw_call(mail_running, "send_password_reset", {"email": address.upper()})
         assert first.result is True
         results[address] = (second.status, second.error, third.status, third.text)
         assert 1 <= int(third.headers["Retry-After"]) <= 60
@@ -270,38 +255,38 @@ async def test_second_reset_of_one_address_within_the_interval_is_829_known_or_n
     assert known == unknown  # the limit does not tell which address is known
     assert known[0] == 829
     assert known[2] == 429
-    await background_done(running)
+    await background_done(mail_running)
     assert len(mail_server.received) == 1
 
 
 @pytest.mark.usefixtures("donna")
 async def test_of_ten_concurrent_resets_of_one_address_one_goes(
-    client: corelogin.Core, running: RunningServer, mail_server: MailServer
+    mail_client: corelogin.Core, mail_running: RunningServer, mail_server: MailServer
 ) -> None:
     events = await asyncio.gather(
-        *(client.users.send_password_reset({"email": EMAIL}) for _ in range(10))
+        *(mail_client.users.send_password_reset({"email": EMAIL}) for _ in range(10))
     )
 
     assert sorted(event.status or 0 for event in events) == [0] + [829] * 9
     await mail_server.wait_for_async(1)
-    await background_done(running)
+    await background_done(mail_running)
     assert len(mail_server.received) == 1
 
 
 async def test_too_many_resets_from_one_client_address_is_829_with_retry_after(
     mail_config: ServerConfig, mail_server: MailServer
 ) -> None:
-    config = attrs.evolve(mail_config, resets_per_address_per_minute=3)
+    config = attrs.evolve(mail_config, mails_per_address_per_minute=3)
     async with (
-        await start_server(config) as running,
-        corelogin.init(running.url, APP_KEY) as core,
+        await start_server(config) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
     ):
         allowed = [
             await core.users.send_password_reset({"email": f"player{i}@home.example"})
             for i in range(3)
         ]
         refused = await core.users.send_password_reset({"email": "player3@home.example"})
-        raw = await raw_call(running, "send_password_reset", {"email": "player4@home.example"})
+        raw = await raw_call(mail_running, "send_password_reset", {"email": "player4@home.example"})
 
     assert [event.result for event in allowed] == [True, True, True]
     assert refused.status == 829
@@ -315,9 +300,9 @@ async def test_too_many_resets_from_one_client_address_is_829_with_retry_after(
 
 @pytest.mark.usefixtures("donna")
 async def test_reset_link_opens_a_form_holding_the_code_and_opening_does_not_use_it(
-    client: corelogin.Core, running: RunningServer, mail_server: MailServer
+    mail_client: corelogin.Core, mail_running: RunningServer, mail_server: MailServer
 ) -> None:
-    link = await reset_link(client, mail_server)
+    link = await reset_link(mail_client, mail_server)
     code = code_of(link)
 
     pages = [await http("GET", link), await http("GET", link)]
@@ -330,50 +315,52 @@ async def test_reset_link_opens_a_form_holding_the_code_and_opening_does_not_use
         assert 'name="password"' in page.text
         assert 'name="again"' in page.text
 
-    changed = await post_form(running, code, NEW_PASSWORD, NEW_PASSWORD)
+    changed = await post_form(mail_running, code, NEW_PASSWORD, NEW_PASSWORD)
     assert changed.status == 200
     assert "changed" in changed.text.lower()
     assert_safe_page(changed)
-    assert (await login(client, NEW_PASSWORD)).error is None
-    assert (await login(client, PASSWORD)).status == 603
+    assert (await login(mail_client, NEW_PASSWORD)).error is None
+    assert (await login(mail_client, PASSWORD)).status == 603
 
-    again = await post_form(running, code, "another good passphrase", "another good passphrase")
+    again = await post_form(
+        mail_running, code, "another good passphrase", "another good passphrase"
+    )
     assert again.status == 409
     assert "used" in again.text
     assert_safe_page(again)
     assert (await http("GET", link)).status == 409
-    assert (await login(client, NEW_PASSWORD)).error is None
+    assert (await login(mail_client, NEW_PASSWORD)).error is None
 
 
 @pytest.mark.usefixtures("donna")
 async def test_form_with_two_different_passwords_is_400_with_the_form_again(
-    client: corelogin.Core, running: RunningServer, mail_server: MailServer
+    mail_client: corelogin.Core, mail_running: RunningServer, mail_server: MailServer
 ) -> None:
-    code = code_of(await reset_link(client, mail_server))
+    code = code_of(await reset_link(mail_client, mail_server))
 
-    answer = await post_form(running, code, NEW_PASSWORD, NEW_PASSWORD + "!")
+    answer = await post_form(mail_running, code, NEW_PASSWORD, NEW_PASSWORD + "!")
 
     assert answer.status == 400
     assert "differ" in answer.text
     assert f'name="code" value="{code}"' in answer.text
     assert_safe_page(answer)
-    assert (await login(client, PASSWORD)).error is None
-    assert (await post_form(running, code, NEW_PASSWORD, NEW_PASSWORD)).status == 200
+    assert (await login(mail_client, PASSWORD)).error is None
+    assert (await post_form(mail_running, code, NEW_PASSWORD, NEW_PASSWORD)).status == 200
 
 
 @pytest.mark.usefixtures("donna")
 async def test_form_with_a_common_password_is_400_with_the_reason(
-    client: corelogin.Core, running: RunningServer, mail_server: MailServer
+    mail_client: corelogin.Core, mail_running: RunningServer, mail_server: MailServer
 ) -> None:
-    code = code_of(await reset_link(client, mail_server))
+    code = code_of(await reset_link(mail_client, mail_server))
 
-    answer = await post_form(running, code, "password1", "password1")
+    answer = await post_form(mail_running, code, "password1", "password1")
 
     assert answer.status == 400
     assert "too easy to guess" in answer.text
     assert f'name="code" value="{code}"' in answer.text
-    assert (await login(client, PASSWORD)).error is None
-    assert (await post_form(running, code, NEW_PASSWORD, NEW_PASSWORD)).status == 200
+    assert (await login(mail_client, PASSWORD)).error is None
+    assert (await post_form(mail_running, code, NEW_PASSWORD, NEW_PASSWORD)).status == 200
 
 
 @pytest.mark.parametrize(
@@ -382,9 +369,9 @@ async def test_form_with_a_common_password_is_400_with_the_reason(
     ids=["no-code", "empty-code", "unknown-code"],
 )
 async def test_form_without_a_known_code_is_404(
-    client: corelogin.Core, running: RunningServer, form: dict[str, str]
+    mail_client: corelogin.Core, mail_running: RunningServer, form: dict[str, str]
 ) -> None:
-    answer = await http("POST", running.url + PATHS["reset"], data=form)
+    answer = await http("POST", mail_running.url + PATHS["reset"], data=form)
 
     assert answer.status == 404
     assert "not known" in answer.text
@@ -399,9 +386,9 @@ async def test_reset_password_sets_the_password_and_ends_every_session(
 ) -> None:
     config = attrs.evolve(mail_config, admin_key=ADMIN_KEY)
     async with (
-        await start_server(config) as running,
-        corelogin.init(running.url, APP_KEY) as core,
-        corelogin.init(running.url, APP_KEY) as phone,
+        await start_server(config) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
+        corelogin.init(mail_running.url, APP_KEY) as phone,
     ):
         created = await core.users.create(
             {"username": "Donna", "password": PASSWORD, "email": EMAIL}
@@ -424,39 +411,43 @@ async def test_reset_password_sets_the_password_and_ends_every_session(
 
 
 @pytest.mark.usefixtures("donna")
-async def test_bogus_code_is_615(client: corelogin.Core) -> None:
-    event = await client.users.reset_password({"code": "Zm9vYmFy" * 5, "password": NEW_PASSWORD})
+async def test_bogus_code_is_615(mail_client: corelogin.Core) -> None:
+    event = await mail_client.users.reset_password(
+        {"code": "Zm9vYmFy" * 5, "password": NEW_PASSWORD}
+    )
 
     assert event.status == 615
     assert event.result is None
-    assert (await login(client, PASSWORD)).error is None
+    assert (await login(mail_client, PASSWORD)).error is None
 
 
 @pytest.mark.usefixtures("donna")
 async def test_expired_code_is_615_and_its_page_410(
-    client: corelogin.Core, mail_server: MailServer, mail_config: ServerConfig
+    mail_client: corelogin.Core, mail_server: MailServer, mail_config: ServerConfig
 ) -> None:
-    link = await reset_link(client, mail_server)
+    link = await reset_link(mail_client, mail_server)
     age_codes(mail_config, "reset")
 
-    event = await client.users.reset_password({"code": code_of(link), "password": NEW_PASSWORD})
+    event = await mail_client.users.reset_password(
+        {"code": code_of(link), "password": NEW_PASSWORD}
+    )
     page = await http("GET", link)
 
     assert event.status == 615
     assert page.status == 410
     assert_safe_page(page)
-    assert (await login(client, PASSWORD)).error is None
+    assert (await login(mail_client, PASSWORD)).error is None
 
 
 @pytest.mark.usefixtures("donna")
 async def test_a_common_password_is_601_and_leaves_the_code_usable(
-    client: corelogin.Core, mail_server: MailServer
+    mail_client: corelogin.Core, mail_server: MailServer
 ) -> None:
-    code = code_of(await reset_link(client, mail_server))
+    code = code_of(await reset_link(mail_client, mail_server))
 
-    weak = await client.users.reset_password({"code": code, "password": "qwertyuiop"})
-    short = await client.users.reset_password({"code": code, "password": "Xq7#"})
-    good = await client.users.reset_password({"code": code, "password": NEW_PASSWORD})
+    weak = await mail_client.users.reset_password({"code": code, "password": "qwertyuiop"})
+    short = await mail_client.users.reset_password({"code": code, "password": "Xq7#"})
+    good = await mail_client.users.reset_password({"code": code, "password": NEW_PASSWORD})
 
     assert weak.status == 601
     assert "too easy to guess" in (weak.error or "")
@@ -469,8 +460,8 @@ async def test_a_new_reset_makes_the_first_link_stop_working(
 ) -> None:
     config = attrs.evolve(mail_config, reset_interval_seconds=0)
     async with (
-        await start_server(config) as running,
-        corelogin.init(running.url, APP_KEY) as core,
+        await start_server(config) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
     ):
         await core.users.create({"username": "Donna", "password": PASSWORD, "email": EMAIL})
         first = await reset_link(core, mail_server, 1)
@@ -484,7 +475,7 @@ async def test_a_new_reset_makes_the_first_link_stop_working(
         assert old.status == 615
         assert page.status == 404
         assert new.result is True
-        assert running.app[MAILER] is not None
+        assert mail_running.app[MAILER] is not None
 
 
 @pytest.mark.parametrize(
@@ -493,61 +484,59 @@ async def test_a_new_reset_makes_the_first_link_stop_working(
     ids=["new-password", "new-email"],
 )
 async def test_a_new_password_or_email_makes_the_reset_link_stop_working(
-    client: corelogin.Core, donna: corelogin.User, mail_server: MailServer, change: dict[str, str]
+    mail_client: corelogin.Core,
+    donna: corelogin.User,
+    mail_server: MailServer,
+    change: dict[str, str],
 ) -> None:
-    link = await reset_link(client, mail_server)
-    assert (await login(client, PASSWORD)).error is None
-    updated = await client.users.update(
+    link = await reset_link(mail_client, mail_server)
+    assert (await login(mail_client, PASSWORD)).error is None
+    updated = await mail_client.users.update(
         {"user_id": donna.user_id, "update": {**change, "current_password": PASSWORD}}
     )
     assert updated.error is None, updated
 
-    event = await client.users.reset_password({"code": code_of(link), "password": NEW_PASSWORD})
+    event = await mail_client.users.reset_password(
+        {"code": code_of(link), "password": NEW_PASSWORD}
+    )
 
     assert event.status == 615
     assert (await http("GET", link)).status in (404, 410)
-    assert (await login(client, NEW_PASSWORD)).status == 603
+    assert (await login(mail_client, NEW_PASSWORD)).status == 603
 
 
 @pytest.mark.usefixtures("donna")
 async def test_one_of_100_concurrent_resets_with_one_code_wins(
-    client: corelogin.Core, mail_server: MailServer
+    mail_client: corelogin.Core, mail_server: MailServer
 ) -> None:
-    code = code_of(await reset_link(client, mail_server))
+    code = code_of(await reset_link(mail_client, mail_server))
     passwords = [f"correct horse battery {i}" for i in range(100)]
 
     events = await asyncio.gather(
-        *(client.users.reset_password({"code": code, "password": p}) for p in passwords)
+        *(mail_client.users.reset_password({"code": code, "password": p}) for p in passwords)
     )
 
     winners = [p for p, event in zip(passwords, events, strict=True) if event.result is True]
     assert len(winners) == 1
     assert sorted(event.status for event in events if event.result is not True) == [615] * 99
-    assert (await login(client, winners[0])).error is None
+    assert (await login(mail_client, winners[0])).error is None
     loser = next(p for p in passwords if p != winners[0])
-    assert (await login(client, loser)).status == 603
+    assert (await login(mail_client, loser)).status == 603
 
 
 # --- Bugs ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: links.py send_password_reset builds the mail during the request and catches "
-    "nothing message() raises: for a known address that create took but the mail library "
-    "cannot parse ('donna@[home.example': AttributeError inside email.headerregistry) the "
-    "answer is 810 / HTTP 500, for an unknown one True: the answer tells which is known",
-)
 async def test_an_address_the_mail_cannot_carry_answers_like_an_unknown_one(
-    client: corelogin.Core, running: RunningServer
+    mail_client: corelogin.Core, mail_running: RunningServer
 ) -> None:
     # Should create ever refuse such an address, both are unknown and this test passes.
-    await client.users.create(
+    await mail_client.users.create(
         {"username": "Donna", "password": PASSWORD, "email": "donna@[home.example"}
     )
 
-    known = await raw_call(running, "send_password_reset", {"email": "donna@[home.example"})
-    unknown = await raw_call(running, "send_password_reset", {"email": "tina@[home.example"})
+    known = await raw_call(mail_running, "send_password_reset", {"email": "donna@[home.example"})
+    unknown = await raw_call(mail_running, "send_password_reset", {"email": "tina@[home.example"})
 
     assert (unknown.status, unknown.text.replace(" ", "")) == (200, '{"result":true}')
     assert (known.status, known.text) == (unknown.status, unknown.text)
@@ -560,8 +549,8 @@ async def test_reset_password_call_answers_even_when_hashing_takes_longer_than_r
     config = attrs.evolve(mail_config, request_timeout=0.3)
     hasher = SlowHasher()
     async with (
-        await start_server(config, hasher=hasher) as running,
-        corelogin.init(running.url, APP_KEY) as core,
+        await start_server(config, hasher=hasher) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
     ):
         await core.users.create({"username": "Donna", "password": PASSWORD, "email": EMAIL})
         code = code_of(await reset_link(core, mail_server))
@@ -572,26 +561,20 @@ async def test_reset_password_call_answers_even_when_hashing_takes_longer_than_r
         assert event.result is True, event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: POST /reset (links.py reset_form) reads its form without calling "
-    "connections.arrived(), so the request_timeout armed at the request's first byte stays "
-    "armed and the connection is force-closed while the handler hashes the new password",
-)
 async def test_reset_form_answers_even_when_hashing_takes_longer_than_request_timeout(
     mail_config: ServerConfig, mail_server: MailServer
 ) -> None:
     config = attrs.evolve(mail_config, request_timeout=0.3)
     hasher = SlowHasher()
     async with (
-        await start_server(config, hasher=hasher) as running,
-        corelogin.init(running.url, APP_KEY) as core,
+        await start_server(config, hasher=hasher) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
     ):
         await core.users.create({"username": "Donna", "password": PASSWORD, "email": EMAIL})
         code = code_of(await reset_link(core, mail_server))
         hasher.delay = 0.6
 
-        answer = await post_form(running, code, NEW_PASSWORD, NEW_PASSWORD)
+        answer = await post_form(mail_running, code, NEW_PASSWORD, NEW_PASSWORD)
 
         assert answer.status == 200
         assert "changed" in answer.text.lower()

@@ -68,7 +68,7 @@ def create_app(
     app[MAILER] = Mailer.from_config(config)
     app[BACKGROUND] = set()
     app[LIMITS] = (
-        RateLimit(config.resets_per_address_per_minute, 60, "password resets from this address"),
+        RateLimit(config.mails_per_address_per_minute, 60, "mails asked for from this address"),
         RateLimit(1, config.reset_interval_seconds, "password resets for this address"),
     )
     app.cleanup_ctx.append(_resources)

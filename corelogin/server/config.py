@@ -73,10 +73,11 @@ class ServerConfig:
     reset_ttl_seconds: int = 3600
     # One resend_confirmation per user per this many seconds (829 otherwise).
     resend_interval_seconds: int = 60
-    # send_password_reset: one per email address per interval, and at most this many per
-    # client address per minute (829 otherwise).
+    # send_password_reset: one per email address per interval (829 otherwise).
     reset_interval_seconds: int = 60
-    resets_per_address_per_minute: int = 10
+    # resend_confirmation and send_password_reset together: at most this many per client
+    # address per minute (829 otherwise).
+    mails_per_address_per_minute: int = 10
 
     def link(self, path: str, port: int | None = None) -> str:
         """An absolute link to ``path`` on this server, for mail: under ``public_url``, else

@@ -21,5 +21,5 @@ HASHER = web.AppKey("hasher", PasswordHasher)
 MAILER: web.AppKey[Mailer | None] = web.AppKey("mailer")
 # Work that outlives its request (reset mails); cancelled when the server stops.
 BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
-# send_password_reset: per client address, per email address.
+# Mails asked for per client address (resend, reset); password resets per email address.
 LIMITS = web.AppKey("limits", tuple[RateLimit, RateLimit])

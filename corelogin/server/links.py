@@ -18,6 +18,7 @@ from aiohttp import web
 
 from corelogin.server.access import Caller
 from corelogin.server.config import ServerConfig
+from corelogin.server.connections import arrived
 from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, STORE
 from corelogin.server.envelope import ok
 from corelogin.server.mail import Mailer, MailError, check_template, message, render
@@ -97,6 +98,7 @@ async def resend_confirmation(
     request: web.Request, caller: Caller, params: dict[str, Any]
 ) -> web.Response:
     store = request.app[STORE]
+    request.app[LIMITS][0].hit(request.remote or "")
     user = await store.get_user(caller.scope, params["user_id"])
     settings = None if user is None else await store.confirmation_settings(user.user_id)
     if user is None or user.confirmation is None or settings is None:
@@ -155,23 +157,24 @@ async def send_password_reset(
     if user is not None and user.email is not None:
         code, record = new_code(user.user_id, "reset", time.time(), app[CONFIG].reset_ttl_seconds)
         link = _link(request, app[CONFIG], PATHS["reset"], code)
-        mail = message(
-            sender=app[CONFIG].mail_from,
-            to=user.email,
-            subject=RESET_SUBJECT,
-            body=render(None, None, "reset_link", link),
-        )
-        task = asyncio.create_task(_mail_reset(app, record, mail))
+        task = asyncio.create_task(_mail_reset(app, record, user.email, link))
         app[BACKGROUND].add(task)
         task.add_done_callback(app[BACKGROUND].discard)
     return ok(True)
 
 
-async def _mail_reset(app: web.Application, record: CodeRecord, mail: EmailMessage) -> None:
+async def _mail_reset(app: web.Application, record: CodeRecord, to: str, link: str) -> None:
+    """In the background: whatever happens here, the answer was already True."""
     try:
+        mail = message(
+            sender=app[CONFIG].mail_from,
+            to=to,
+            subject=RESET_SUBJECT,
+            body=render(None, None, "reset_link", link),
+        )
         await app[STORE].replace_code(record)
         await mailer(app).send(mail)
-    except MailError as exc:
+    except (MailError, ValueError) as exc:
         log.warning("the password reset mail of user %s was not sent: %s", record.user_id, exc)
     except Exception:
         log.exception("the password reset of user %s failed", record.user_id)
@@ -183,9 +186,10 @@ async def _reset(request: web.Request, code: str, password: str) -> CodeState:
     app = request.app
     store, code_hash = app[STORE], hash_token(code)
     state = await store.peek_code(code_hash, "reset", time.time())
-    if state is not CodeState.VALID:
-        return state
-    await check_new_password(password, app[CONFIG])
+    user = await store.code_user(code_hash) if state is CodeState.VALID else None
+    if user is None:
+        return state if state is not CodeState.VALID else CodeState.UNKNOWN
+    await check_new_password(password, app[CONFIG], inputs=(user.username, user.email))
     password_hash = await app[HASHER].hash(password)
     return await store.use_code(code_hash, "reset", time.time(), password_hash=password_hash)
 
@@ -222,6 +226,7 @@ async def reset_form(request: web.Request) -> web.Response:
         form = await request.post()
     except ValueError:  # a multipart body without its boundary, and the like
         return page("Not a form", "The form could not be read.", status=400, error=True)
+    arrived(request)
     code, password, again = (form.get(name) for name in ("code", "password", "again"))
     if not isinstance(code, str) or not code:
         return page("Unknown link", _PAGE_TEXT[CodeState.UNKNOWN], status=404, error=True)
@@ -231,9 +236,11 @@ async def reset_form(request: web.Request) -> web.Response:
         check_params("reset_password", {"code": code, "password": password})
         state = await _reset(request, code, password)
     except ApiError as exc:
-        if exc.status == Status.TOO_MANY_REQUESTS:
-            raise
-        return page(_RESET_TITLE, exc.message, status=400, error=True, code=code)
+        busy = exc.status == Status.TOO_MANY_REQUESTS
+        answer = page(_RESET_TITLE, exc.message, status=429 if busy else 400, error=True, code=code)
+        if exc.retry_after is not None:
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
     if state is CodeState.VALID:
         return page("Password changed", "You can log in with the new password now.")
     title, status = _PAGES[state]

@@ -313,6 +313,15 @@ def message(*, sender: str, to: str, subject: str, body: Body) -> EmailMessage:
     for header, value in (("sender", sender), ("to", to), ("subject", subject)):
         if "\r" in value or "\n" in value:
             raise ValueError(f"{header} must not contain CR or LF")
+    try:
+        return _compose(sender=sender, to=to, subject=subject, body=body)
+    except ValueError:
+        raise
+    except Exception:  # the email package fails in many ways on odd addresses (AttributeError...)
+        raise ValueError("an address of this mail cannot be written in a mail header") from None
+
+
+def _compose(*, sender: str, to: str, subject: str, body: Body) -> EmailMessage:
     if _one_address(sender) is None:
         raise ValueError("sender must be one email address")
     local, _, domain = to.rpartition("@")

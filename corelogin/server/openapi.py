@@ -376,6 +376,7 @@ def _pages() -> dict[str, Any]:
                         400: "the form again, with what was wrong",
                         **_LINK_STATES,
                         415: "not a form",
+                        429: "the server is busy: the form again, and Retry-After",
                     },
                 ),
                 "operationId": "reset.submit",

@@ -194,6 +194,9 @@ class Store(Protocol):
     async def confirmation_settings(self, user_id: str) -> dict[str, Any] | None:
         """The ``mail`` of the user's newest confirmation code, if any."""
 
+    async def code_user(self, code_hash: str) -> UserRecord | None:
+        """The user a code (of any state) was made for, if both still exist."""
+
     async def peek_code(self, code_hash: str, purpose: str, now: float) -> CodeState:
         """What the code is, without using it up."""
 

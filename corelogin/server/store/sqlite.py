@@ -345,6 +345,14 @@ class SQLiteStore:
         )
         return None if row is None or row[0] is None else dict(json.loads(row[0]))
 
+    async def code_user(self, code_hash: str) -> UserRecord | None:
+        row = await self._fetchone(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = "  # noqa: S608
+            "(SELECT user_id FROM codes WHERE code_hash = ?)",
+            (code_hash,),
+        )
+        return None if row is None else _user(row)
+
     async def peek_code(self, code_hash: str, purpose: str, now: float) -> CodeState:
         row = await self._fetchone(
             "SELECT used, expires FROM codes WHERE code_hash = ? AND purpose = ?",
