@@ -359,6 +359,28 @@ async def test_of_ten_concurrent_resends_one_goes_and_nine_are_829(
     assert len(mail_server.received) == 2
 
 
+async def test_resends_from_one_client_address_are_limited_across_users(
+    mail_config: ServerConfig, mail_server: MailServer
+) -> None:
+    """One address cannot mail every pending user of a game: resends (and resets) from it
+    share mails_per_address_per_minute, whoever they are for."""
+    config = attrs.evolve(mail_config, resend_interval_seconds=0, mails_per_address_per_minute=2)
+    async with (
+        await start_server(config) as mail_running,
+        corelogin.init(mail_running.url, APP_KEY) as core,
+    ):
+        users = [
+            await create_pending(core, username=name, email=f"{name}@home.example")
+            for name in ("ann", "bob", "cy")
+        ]
+        events = [await core.users.resend_confirmation({"user_id": user.user_id}) for user in users]
+        reset = await core.users.send_password_reset({"email": "ann@home.example"})
+
+    assert [event.status for event in events] == [None, None, 829]
+    assert reset.status == 829
+    assert len(mail_server.received) == 5  # three from create, two resends
+
+
 async def test_resend_for_a_user_awaiting_no_confirmation_is_614(
     mail_client: corelogin.Core, mail_server: MailServer
 ) -> None:
