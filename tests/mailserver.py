@@ -22,6 +22,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from corelogin.server.config import ServerConfig
+from corelogin.server.mail import Mailer, message
+from corelogin.server.mailtemplates import check_template, render
+
 __all__ = ["MailServer", "Received", "link_in", "mail_server"]
 
 REFUSAL = "550 5.7.1 refused by the test mail server"
@@ -237,3 +241,32 @@ def mail_server() -> Iterator[MailServer]:
     """A running `MailServer` (no AUTH); its `url` goes into ``ServerConfig.smtp_url``."""
     with MailServer() as server:
         yield server
+
+
+# --- For the tests of corelogin.server.mail and mailtemplates ---------------------------
+
+LINK = "http://127.0.0.1:10001/v1/users/confirm?code=Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5"
+SENDER = "Corelogin <noreply@game.example>"
+TO = "donna@example.org"
+
+
+def config(**fields: Any) -> ServerConfig:
+    return ServerConfig(app_key="test-app-key", **fields)
+
+
+async def send_confirmation(
+    mailer: Mailer,
+    templates_dir: str | None,
+    name: str | None,
+    keys: dict[str, object] | None = None,
+) -> None:
+    """What the server does for create with an email: check first, then render and send."""
+    check_template(templates_dir, name, "confirm_link", keys)
+    body = render(templates_dir, name, "confirm_link", LINK, keys)
+    await mailer.send(message(sender=SENDER, to=TO, subject="Confirm", body=body))
+
+
+def smtp_mailer(server: MailServer, **fields: object) -> Mailer:
+    mailer = Mailer.from_config(config(smtp_url=server.url, smtp_timeout=5.0, **fields))
+    assert mailer is not None
+    return mailer

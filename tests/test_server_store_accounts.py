@@ -24,7 +24,8 @@ from corelogin.server.store import (
     UserRecord,
     email_key,
 )
-from corelogin.server.store.sqlite import MIGRATIONS, SQLiteStore
+from corelogin.server.store.sqlite import SQLiteStore
+from corelogin.server.store.sqlite_schema import MIGRATIONS
 from corelogin.wire import EXTRA_MAX_BYTES
 
 NOW = 1_000_000.0

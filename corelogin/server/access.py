@@ -49,7 +49,8 @@ async def identify(request: web.Request, call: Call, scope: str) -> Caller:
         return Caller(scope)
     given = request.headers.get(ADMIN_KEY_HEADER)
     if given is not None:
-        return Caller(scope, admin=_admin_key_ok(request, given))
+        _check_admin_key(request, given)
+        return Caller(scope, admin=True)
     authorization = request.headers.get("Authorization")
     if authorization is None or call.access == "admin":
         raise ApiError(Status.NOT_ALLOWED, f"{NOT_ALLOWED}: log in first (or use the admin key)")
@@ -60,12 +61,13 @@ async def identify(request: web.Request, call: Call, scope: str) -> Caller:
     return Caller(scope, user_id=await _live_session(request, token_hash), session=token_hash)
 
 
-def _admin_key_ok(request: web.Request, given: str) -> bool:
+def _check_admin_key(request: web.Request, given: str) -> None:
+    """610 (logged, without the key) unless ``given`` is the server's admin key."""
     expected = request.app[CONFIG].admin_key
     if expected and hmac.compare_digest(
         given.encode("utf-8", "surrogateescape"), expected.encode()
     ):
-        return True
+        return
     log.warning("refused a wrong admin key from %s", request.remote)
     raise ApiError(Status.NOT_ALLOWED, "admin key wrong, or no admin key on this server")
 

@@ -15,7 +15,8 @@ from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER,
 from corelogin.server.envelope import envelope_middleware
 from corelogin.server.limits import RateLimit
 from corelogin.server.logsafety import install as keep_secrets_out_of_logs
-from corelogin.server.mail import Mailer, templates
+from corelogin.server.mail import Mailer
+from corelogin.server.mailtemplates import templates
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.store import Store, open_store

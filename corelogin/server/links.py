@@ -21,7 +21,8 @@ from corelogin.server.config import ServerConfig
 from corelogin.server.connections import arrived
 from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, STORE
 from corelogin.server.envelope import ok
-from corelogin.server.mail import Mailer, MailError, check_template, message, render
+from corelogin.server.mail import Mailer, MailError, message
+from corelogin.server.mailtemplates import check_template, render
 from corelogin.server.pages import page
 from corelogin.server.policy import check_new_password
 from corelogin.server.store import CodeRecord, CodeState, UserRecord, email_key

@@ -25,64 +25,9 @@ from corelogin.server.store.base import (
     email_key,
     username_key,
 )
+from corelogin.server.store.sqlite_schema import MIGRATIONS
 
 __all__ = ["SQLiteStore"]
-
-# One script per schema version; version N is reached by running scripts[:N] in order.
-MIGRATIONS: Final = (
-    """
-    CREATE TABLE users (
-        user_id       TEXT PRIMARY KEY,
-        scope         TEXT NOT NULL,
-        username      TEXT NOT NULL,
-        username_key  TEXT NOT NULL,
-        email         TEXT,
-        email_key     TEXT,
-        password_hash TEXT NOT NULL,
-        active        INTEGER NOT NULL,
-        confirmation  TEXT,
-        user_group    TEXT,
-        extra         TEXT,
-        created       INTEGER NOT NULL
-    );
-    CREATE UNIQUE INDEX users_username ON users (scope, username_key);
-    CREATE UNIQUE INDEX users_email ON users (scope, email_key);
-    CREATE TABLE login_events (
-        id         INTEGER PRIMARY KEY,
-        user_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
-        at         REAL NOT NULL,
-        remote     TEXT,
-        user_agent TEXT
-    );
-    CREATE INDEX login_events_user ON login_events (user_id, at);
-    CREATE TABLE sessions (
-        token_hash TEXT PRIMARY KEY,
-        user_id    TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
-        created    REAL NOT NULL,
-        last_seen  REAL NOT NULL,
-        expires    REAL NOT NULL
-    );
-    CREATE INDEX sessions_user ON sessions (user_id);
-    """,
-    # 2: email keys are NFKC-normalised too (corelogin_email_key is store.base.email_key).
-    """
-    UPDATE users SET email_key = corelogin_email_key(email) WHERE email IS NOT NULL;
-    """,
-    # 3: one-time codes of mailed links (confirmation, password reset).
-    """
-    CREATE TABLE codes (
-        code_hash TEXT PRIMARY KEY,
-        user_id   TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
-        purpose   TEXT NOT NULL,
-        created   REAL NOT NULL,
-        expires   REAL NOT NULL,
-        used      REAL,
-        counted   INTEGER NOT NULL,
-        mail      TEXT
-    );
-    CREATE INDEX codes_user ON codes (user_id, purpose);
-    """,
-)
 
 _USER_COLUMNS: Final = (
     "user_id, scope, username, email, password_hash, active, confirmation, user_group, extra, "

@@ -1,0 +1,276 @@
+"""The calls of ``core.users`` (`CALLS`), the paths and headers they travel with, and the check
+of a call's parameters (`check_params`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+from corelogin.wire.fields import (
+    CODE_MAX_CHARS,
+    EMAIL_MAX_CHARS,
+    EXTRA_MAX_BYTES,
+    GROUP_MAX_CHARS,
+    PASSWORD_MAX_BYTES,
+    SCOPE_MAX_CHARS,
+    SENDER_PATTERN,
+    SUBJECT_MAX_CHARS,
+    TEMPLATE_NAME_MAX_CHARS,
+    USER_ID_MAX_CHARS,
+    USERNAME_MAX_CHARS,
+    Field,
+    check_fields,
+    present,
+)
+from corelogin.wire.status import ApiError, Status
+
+__all__ = [
+    "ADMIN_KEY_HEADER",
+    "APPLE",
+    "APP_KEY_HEADER",
+    "CALLS",
+    "CREATE_FIELDS",
+    "FACEBOOK",
+    "GOOGLE",
+    "LOGIN_FIELDS",
+    "MAX_BODY_BYTES",
+    "OPENUDID",
+    "PATHS",
+    "SCOPE",
+    "Call",
+    "check_params",
+    "check_scope",
+]
+
+APP_KEY_HEADER: Final = "X-Corelogin-Key"
+# Trusted back-end code only (DESIGN.md §2): may act on any user of the scope.
+ADMIN_KEY_HEADER: Final = "X-Corelogin-Admin-Key"
+
+# OAuth provider names (``corelogin.FACEBOOK`` ...).
+FACEBOOK: Final = "facebook"
+GOOGLE: Final = "google"
+APPLE: Final = "apple"
+OPENUDID: Final = "openudid"
+
+# Largest request body the server reads; anything bigger is refused with 806 before parsing.
+MAX_BODY_BYTES: Final = 64 * 1024
+
+_USERNAME = Field("username", max_chars=USERNAME_MAX_CHARS)
+_EMAIL = Field("email", max_chars=EMAIL_MAX_CHARS, address=True)
+_PASSWORD = Field("password", max_bytes=PASSWORD_MAX_BYTES)
+_NEW_USERNAME = attrs.evolve(_USERNAME, policy="new_username")
+_NEW_PASSWORD = attrs.evolve(_PASSWORD, policy="new_password")
+_GROUP = Field("group", required=False, max_chars=GROUP_MAX_CHARS, printable=True)
+_EXTRA = Field("extra", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES)
+_USER_ID = Field("user_id", max_chars=USER_ID_MAX_CHARS, printable=True)
+_CODE = Field("code", max_chars=CODE_MAX_CHARS, printable=True)
+SCOPE: Final = Field("scope", max_chars=SCOPE_MAX_CHARS, printable=True)
+
+
+def _optional(*fields: Field) -> tuple[Field, ...]:
+    return tuple(attrs.evolve(field, required=False) for field in fields)
+
+
+_CONFIRMATION = Field(
+    "confirmation",
+    kind=dict,
+    required=False,
+    fields=(
+        # The app's own sender (noreply@mygame.example): plain ASCII, as every mail server
+        # takes it in a From header.
+        Field("from_email", max_chars=EMAIL_MAX_CHARS, address=True, pattern=SENDER_PATTERN),
+        Field("subject", max_chars=SUBJECT_MAX_CHARS, printable=True),
+        Field(
+            "email_tpl",
+            required=False,
+            max_chars=TEMPLATE_NAME_MAX_CHARS,
+            printable=True,
+            policy="template",
+        ),
+        Field("tpl_keys", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES),
+    ),
+)
+_UPDATE = Field(
+    "update",
+    kind=dict,
+    fields=(
+        *_optional(_NEW_USERNAME, _NEW_PASSWORD, _EMAIL),
+        attrs.evolve(_EXTRA, nulls=True),
+        _GROUP,
+        Field("active", kind=bool, required=False),
+        attrs.evolve(_PASSWORD, name="current_password", required=False),
+    ),
+)
+
+Access = Literal["app", "user", "admin"]
+Result = Literal["User", "Login", "integer", "string", "boolean"]
+
+
+@attrs.frozen
+class Call:
+    """One call of ``core.users``: the single declaration from which its parameter checks, its
+    SDK method, its server route and its OpenAPI entry are made.
+
+    ``access``: ``"app"`` needs the app key only; ``"user"`` also the session of the user it
+    names (``user_id``) or the admin key; ``"admin"`` the admin key. ``codes``: the statuses
+    it may answer besides those every call may (611, 801, 810).
+    """
+
+    name: str
+    fields: tuple[Field, ...]
+    result: Result
+    summary: str
+    codes: tuple[Status, ...]
+    access: Access = "app"
+    # Exactly one of these fields must be given (login: username or email).
+    one_of: tuple[str, ...] = ()
+
+    @property
+    def path(self) -> str:
+        return f"/v1/users/{self.name}"
+
+    @property
+    def lua_name(self) -> str:
+        """Coronium's camelCase name (``resendConfirmation``)."""
+        first, *rest = self.name.split("_")
+        return first + "".join(word.title() for word in rest)
+
+
+_SIZES = (Status.MISSING, Status.EMPTY, Status.TOO_LONG)
+_USER_ACCESS = (Status.SESSION_INVALID, Status.NOT_ALLOWED, Status.USER_NOT_FOUND)
+
+CALLS: Final[Mapping[str, Call]] = {
+    call.name: call
+    for call in (
+        Call(
+            "create",
+            (
+                _NEW_USERNAME,
+                _NEW_PASSWORD,
+                attrs.evolve(_EMAIL, required=False),
+                _GROUP,
+                _EXTRA,
+                _CONFIRMATION,
+            ),
+            "User",
+            "register a user (inactive until confirmed, when confirmation is asked for)",
+            (
+                Status.USER_EXISTS,
+                Status.USER_NOT_CREATED,
+                Status.EMAIL_INVALID,
+                Status.MAIL_NOT_CONFIGURED,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+        ),
+        Call(
+            "login",
+            (*_optional(_USERNAME, _EMAIL), _PASSWORD),
+            "Login",
+            "log in by username or by email, with the password",
+            (Status.INVALID_CREDENTIALS, Status.EMAIL_INVALID, *_SIZES, Status.TOO_MANY_REQUESTS),
+            one_of=("username", "email"),
+        ),
+        Call(
+            "get",
+            (_USER_ID,),
+            "User",
+            "a user's record",
+            (*_USER_ACCESS, *_SIZES),
+            access="user",
+        ),
+        Call(
+            "update",
+            (_USER_ID, _UPDATE),
+            "User",
+            "change a user; group and active need the admin key, a new password or email "
+            "the current password",
+            (
+                *_USER_ACCESS,
+                Status.USER_EXISTS,
+                Status.USER_NOT_CREATED,
+                Status.INVALID_CREDENTIALS,
+                Status.EMAIL_INVALID,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+            access="user",
+        ),
+        Call(
+            "delete",
+            (_USER_ID,),
+            "integer",
+            "delete a user: 1, or 0 when there was none (admin key)",
+            (*_USER_ACCESS, *_SIZES),
+            access="user",
+        ),
+        Call(
+            "resend_confirmation",
+            (_USER_ID,),
+            "string",
+            "mail a new confirmation link (the old ones stop working)",
+            (
+                Status.PENDING_NOT_FOUND,
+                Status.EMAIL_NOT_SENT,
+                Status.MAIL_NOT_CONFIGURED,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+        ),
+        Call(
+            "send_password_reset",
+            (attrs.evolve(_EMAIL),),
+            "boolean",
+            "mail a password reset link; the same answer whether or not the address is known",
+            (Status.EMAIL_INVALID, Status.MAIL_NOT_CONFIGURED, *_SIZES, Status.TOO_MANY_REQUESTS),
+        ),
+        Call(
+            "reset_password",
+            (_CODE, _NEW_PASSWORD),
+            "boolean",
+            "set a new password with the code of a reset link (every session ends)",
+            (Status.CODE_INVALID, Status.USER_NOT_CREATED, *_SIZES, Status.TOO_MANY_REQUESTS),
+        ),
+    )
+}
+
+# Kept for the tests and benchmarks that name them.
+CREATE_FIELDS: Final = CALLS["create"].fields
+LOGIN_FIELDS: Final = CALLS["login"].fields
+
+# Every path the server answers. Versioned so that a later wire change can live beside this one;
+# /confirm and /reset are the pages behind the links in mail.
+PATHS: Final[Mapping[str, str]] = {
+    "health": "/health",
+    "openapi": "/openapi.json",
+    "confirm": "/confirm",
+    "reset": "/reset",
+    **{name: call.path for name, call in CALLS.items()},
+}
+
+
+def check_params(call: str, params: Any) -> dict[str, Any]:
+    """Check the parameters of ``call`` and return the body to send (a new dict).
+
+    Raises `ApiError` with 801 (wrong type), 804 (missing), 805 (empty), 806 (too long) or
+    704 (malformed email). ``params`` itself is never modified.
+    """
+    spec = CALLS.get(call)
+    if spec is None:
+        raise ValueError(f"unknown call {call!r}")
+    if not isinstance(params, Mapping):
+        raise ApiError(Status.WRONG_TYPE, "params must be a table (a dict or other mapping)")
+    if spec.one_of:
+        given = [name for name in spec.one_of if present(params, name)]
+        if len(given) > 1:
+            raise ApiError(Status.WRONG_TYPE, f"give {' or '.join(spec.one_of)}, not both")
+        if not given:
+            raise ApiError(Status.MISSING, f"{' or '.join(spec.one_of)} is required")
+    return check_fields(params, spec.fields)
+
+
+def check_scope(scope: Any) -> str:
+    """Check an application scope (sent with every call)."""
+    return str(SCOPE.check(scope))
