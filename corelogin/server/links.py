@@ -37,7 +37,8 @@ RESET_SUBJECT: Final = "Reset your password"
 BAD_CODE: Final = "the code is invalid, expired or already used"
 
 
-def mailer(app: web.Application) -> Mailer:
+def require_mailer(app: web.Application) -> Mailer:
+    """The server's mailer; 702 when it has none."""
     found = app[MAILER]
     if found is None:
         raise ApiError(
@@ -62,7 +63,7 @@ def confirmation_mail(
     ``confirmation`` params of create (kept with the code for resend). Raises for a template
     that cannot be used, before anything is stored."""
     config = request.app[CONFIG]
-    mailer(request.app)
+    require_mailer(request.app)  # 702 before anything else
     if user.email is None:
         raise ApiError(Status.MISSING, "email is required to send a confirmation")
     name = settings.get("email_tpl")
@@ -85,7 +86,7 @@ def confirmation_mail(
 async def send_confirmation(request: web.Request, user: UserRecord, mail: EmailMessage) -> str:
     """Send it; the user's confirmation becomes ``"pending"`` or ``"failed"`` accordingly."""
     try:
-        await mailer(request.app).send(mail)
+        await require_mailer(request.app).send(mail)
         state = "pending"
     except MailError as exc:
         log.warning("the confirmation mail of user %s was not sent: %s", user.user_id, exc)
@@ -121,23 +122,26 @@ async def confirm_page(request: web.Request) -> web.Response:
     """GET /confirm?code=…: confirms on opening (the link of Coronium's mail)."""
     code = request.query.get("code", "")
     state = await request.app[STORE].use_code(hash_token(code), "confirm", time.time())
-    title, status = _PAGES[state]
     if state is CodeState.VALID:
         return page("Address confirmed", "Thank you: you can log in now.")
-    return page(title, _PAGE_TEXT[state], status=status, error=True)
+    return _spent(state)
 
 
-_PAGES: Final = {
-    CodeState.VALID: ("Confirmed", 200),
-    CodeState.USED: ("Link already used", 409),
-    CodeState.EXPIRED: ("Link expired", 410),
-    CodeState.UNKNOWN: ("Unknown link", 404),
+# The page of a link whose code cannot be used: (status, title, text).
+_SPENT: Final = {
+    CodeState.USED: (409, "Link already used", "This link has been used already."),
+    CodeState.EXPIRED: (410, "Link expired", "This link has expired: ask for a new one."),
+    CodeState.UNKNOWN: (
+        404,
+        "Unknown link",
+        "This link is not known here. Copy the whole link from the mail.",
+    ),
 }
-_PAGE_TEXT: Final = {
-    CodeState.USED: "This link has been used already.",
-    CodeState.EXPIRED: "This link has expired: ask for a new one.",
-    CodeState.UNKNOWN: "This link is not known here. Copy the whole link from the mail.",
-}
+
+
+def _spent(state: CodeState) -> web.Response:
+    status, title, text = _SPENT[state]
+    return page(title, text, status=status, error=True)
 
 
 # -- password reset ------------------------------------------------------------------------
@@ -149,7 +153,7 @@ async def send_password_reset(
     """True whether or not the address is known: the request does the same work either way
     (the limits, one lookup); the code and the mail are made in the background."""
     app = request.app
-    mailer(app)
+    require_mailer(app)
     by_address, by_email = app[LIMITS]
     by_address.hit(request.remote or "")
     email = params["email"]
@@ -174,7 +178,7 @@ async def _mail_reset(app: web.Application, record: CodeRecord, to: str, link: s
             body=render(None, None, "reset_link", link),
         )
         await app[STORE].replace_code(record)
-        await mailer(app).send(mail)
+        await require_mailer(app).send(mail)
     except (MailError, ValueError) as exc:
         log.warning("the password reset mail of user %s was not sent: %s", record.user_id, exc)
     except Exception:
@@ -211,8 +215,7 @@ async def reset_page(request: web.Request) -> web.Response:
     code = request.query.get("code", "")
     state = await request.app[STORE].peek_code(hash_token(code), "reset", time.time())
     if state is not CodeState.VALID:
-        title, status = _PAGES[state]
-        return page(title, _PAGE_TEXT[state], status=status, error=True)
+        return _spent(state)
     return page(_RESET_TITLE, code=code)
 
 
@@ -230,7 +233,7 @@ async def reset_form(request: web.Request) -> web.Response:
     arrived(request)
     code, password, again = (form.get(name) for name in ("code", "password", "again"))
     if not isinstance(code, str) or not code:
-        return page("Unknown link", _PAGE_TEXT[CodeState.UNKNOWN], status=404, error=True)
+        return _spent(CodeState.UNKNOWN)
     if not isinstance(password, str) or password != again:
         return page(_RESET_TITLE, "The two passwords differ.", status=400, error=True, code=code)
     try:
@@ -244,8 +247,7 @@ async def reset_form(request: web.Request) -> web.Response:
         return answer
     if state is CodeState.VALID:
         return page("Password changed", "You can log in with the new password now.")
-    title, status = _PAGES[state]
-    return page(title, _PAGE_TEXT[state], status=status, error=True)
+    return _spent(state)
 
 
 HANDLERS: Final = {
