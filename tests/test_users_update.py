@@ -391,6 +391,23 @@ async def test_deactivation_ends_every_session_and_login_stays_possible_unvalida
     assert await server.store.login_events(user.user_id) == events_before
 
 
+async def test_a_deactivated_user_may_read_but_not_change_or_delete_their_account(
+    core: corelogin.Core, admin: corelogin.Core
+) -> None:
+    """Seed 004 lets them log in; the administrator's decision keeps them from undoing it."""
+    user = await donna_logged_in(core)
+    assert (await update(admin, user.user_id, active=False)).error is None
+    assert (await login(core)).error is None
+
+    read = await core.users.get({"user_id": user.user_id})
+    changed = await update(core, user.user_id, extra={"lv": 9})
+    deleted = await core.users.delete({"user_id": user.user_id})
+
+    assert read.error is None, read
+    assert (changed.status, deleted.status) == (607, 607)
+    assert (await admin.users.get({"user_id": user.user_id})).result.extra is None
+
+
 async def test_reactivation_makes_the_login_validated_again(
     core: corelogin.Core, admin: corelogin.Core, server: RunningServer
 ) -> None:

@@ -147,6 +147,13 @@ async def login(request: web.Request, caller: Caller, params: dict[str, Any]) ->
     return ok(login_json(user), session={"token": token, "expires": int(expires)})
 
 
+def _not_disabled(caller: Caller, user: UserRecord) -> None:
+    """A user an administrator deactivated may still log in and read their record (seed 004),
+    but not change or delete it with their own session (607)."""
+    if not caller.admin and not user.active and user.confirmation is None:
+        raise ApiError(Status.LOGIN_DISABLED, "this account was deactivated by an administrator")
+
+
 def _found(user: UserRecord | None) -> UserRecord:
     """A user the admin key named (a session's own user is found, or `target` said 610)."""
     if user is None:
@@ -167,6 +174,7 @@ async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -
     password for a new password or email; a new password ends the user's other sessions,
     deactivation all of them."""
     user = _found(await target(request, caller, params["user_id"]))
+    _not_disabled(caller, user)
     changes: dict[str, Any] = params["update"]
     config, hasher = request.app[CONFIG], request.app[HASHER]
     if not caller.admin and any(name in changes for name in _ADMIN_ONLY):
@@ -220,6 +228,7 @@ async def delete(request: web.Request, caller: Caller, params: dict[str, Any]) -
     user = await target(request, caller, params["user_id"])
     if user is None:
         return ok(0)
+    _not_disabled(caller, user)
     deleted = await request.app[STORE].delete_user(caller.scope, user.user_id)
     return ok(int(deleted))
 

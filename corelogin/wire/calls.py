@@ -140,6 +140,8 @@ class Call:
 
 _SIZES = (Status.MISSING, Status.EMPTY, Status.TOO_LONG)
 _USER_ACCESS = (Status.SESSION_INVALID, Status.NOT_ALLOWED, Status.USER_NOT_FOUND)
+# Changes a deactivated user may not make with their own session.
+_CHANGES = (*_USER_ACCESS, Status.LOGIN_DISABLED)
 
 CALLS: Final[Mapping[str, Call]] = {
     call.name: call
@@ -188,7 +190,7 @@ CALLS: Final[Mapping[str, Call]] = {
             "change a user; group and active need the admin key, a new password or email "
             "the current password",
             (
-                *_USER_ACCESS,
+                *_CHANGES,
                 Status.USER_EXISTS,
                 Status.USER_NOT_CREATED,
                 Status.INVALID_CREDENTIALS,
@@ -203,7 +205,7 @@ CALLS: Final[Mapping[str, Call]] = {
             (_USER_ID,),
             "integer",
             "delete a user: 1, or 0 when there was none (admin key)",
-            (*_USER_ACCESS, *_SIZES),
+            (*_CHANGES, *_SIZES),
             access="user",
         ),
         Call(
