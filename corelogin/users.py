@@ -51,30 +51,23 @@ _SIGNALS: Final[Mapping[str, tuple[NamedSignal | None, NamedSignal | None]]] = {
 
 @attrs.frozen
 class CallSpec:
-    """How one call is sent, read and announced."""
+    """How one call is sent, read and announced. (What every call reads is a plain attribute:
+    this is on the path of every call.)"""
 
     call: Call
     parse: Callable[[Any], Any]
     success: NamedSignal | None = None
     failure: NamedSignal | None = None
-
-    @property
-    def name(self) -> str:
-        return self.call.name
-
-    @property
-    def path(self) -> str:
-        return self.call.path
-
-    @property
-    def opens_session(self) -> bool:
-        """A successful answer carries a session for the Core to keep."""
-        return self.call.result == "Login"
-
-    @property
-    def about_a_user(self) -> bool:
-        """Sent with the session or the admin key; may change the logged-in user."""
-        return self.call.access != "app"
+    name: str = attrs.field(init=False, default=attrs.Factory(lambda s: s.call.name, True))
+    path: str = attrs.field(init=False, default=attrs.Factory(lambda s: s.call.path, True))
+    # A successful answer carries a session for the Core to keep.
+    opens_session: bool = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.call.result == "Login", True)
+    )
+    # Sent with the session or the admin key; may change the logged-in user.
+    about_a_user: bool = attrs.field(
+        init=False, default=attrs.Factory(lambda s: s.call.access != "app", True)
+    )
 
 
 SPECS: Final[Mapping[str, CallSpec]] = {

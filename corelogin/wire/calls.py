@@ -126,9 +126,10 @@ class Call:
     access: Access = "app"
     # Exactly one of these fields must be given (login: username or email).
     one_of: tuple[str, ...] = ()
+    path: str = attrs.field(init=False)
 
-    @property
-    def path(self) -> str:
+    @path.default
+    def _path(self) -> str:
         return f"/v1/users/{self.name}"
 
     @property
