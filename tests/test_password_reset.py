@@ -5,13 +5,9 @@ concurrent uses of a code. Over a real SMTP server (aiosmtpd)."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
-import urllib.parse
-from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import attrs
 import pytest
 
@@ -22,6 +18,7 @@ from corelogin.server.passwords import PasswordHasher
 from corelogin.wire import APP_KEY_HEADER, PATHS
 from tests.helpers import APP_KEY, PASSWORD
 from tests.mailserver import MailServer, link_in, text_of
+from tests.pages import Answer, age_codes, assert_safe_page, code_of, http
 
 EMAIL = "donna@home.example"
 NEW_PASSWORD = "purple monkey dishwasher"
@@ -61,19 +58,6 @@ class SlowHasher(PasswordHasher):
         return await super().hash(password)
 
 
-@attrs.frozen
-class Answer:
-    status: int
-    content_type: str
-    text: str
-    headers: Mapping[str, str]
-
-
-async def http(method: str, url: str, **kwargs: Any) -> Answer:
-    async with aiohttp.ClientSession() as session, session.request(method, url, **kwargs) as r:
-        return Answer(r.status, r.content_type, await r.text(), r.headers.copy())
-
-
 async def raw_call(server: RunningServer, name: str, body: dict[str, Any]) -> Answer:
     """A call as raw HTTP, without the SDK's checks."""
     return await http(
@@ -87,32 +71,6 @@ async def raw_call(server: RunningServer, name: str, body: dict[str, Any]) -> An
 async def post_form(server: RunningServer, code: str, password: str, again: str) -> Answer:
     form = {"code": code, "password": password, "again": again}
     return await http("POST", server.url + PATHS["reset"], data=form)
-
-
-def code_of(link: str) -> str:
-    (code,) = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)["code"]
-    return code
-
-
-def assert_safe_page(answer: Answer) -> None:
-    assert answer.content_type == "text/html"
-    csp = answer.headers["Content-Security-Policy"]
-    assert "unsafe-inline" not in csp
-    assert "script-src" not in csp
-    assert "default-src 'none'" in csp
-    assert answer.headers["X-Frame-Options"] == "DENY"
-    assert answer.headers["Referrer-Policy"] == "no-referrer"
-    assert answer.headers["Cache-Control"] == "no-store"
-    assert "<script" not in answer.text.lower()
-
-
-def age_codes(config: ServerConfig, purpose: str) -> None:
-    db = sqlite3.connect(config.db.removeprefix("sqlite:///"), timeout=10)
-    try:
-        with db:
-            db.execute("UPDATE codes SET expires = ? WHERE purpose = ?", (time.time() - 1, purpose))
-    finally:
-        db.close()
 
 
 async def background_done(server: RunningServer, within: float = 10.0) -> None:

@@ -22,6 +22,7 @@ from corelogin.server import RunningServer, ServerConfig, start_server
 from corelogin.wire import APP_KEY_HEADER, PATHS
 from tests.helpers import APP_KEY, PASSWORD
 from tests.mailserver import MailServer, link_in, text_of
+from tests.pages import age_codes, assert_safe_page, open_page
 
 SENDER = "noreply@game.example"
 SUBJECT = "Confirm your address"
@@ -35,36 +36,6 @@ DONNA = {
 
 
 # --- Helpers ---------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Page:
-    status: int
-    content_type: str
-    text: str
-    headers: Mapping[str, str]
-
-
-async def open_page(url: str) -> Page:
-    async with aiohttp.ClientSession() as http, http.get(url) as response:
-        return Page(
-            response.status, response.content_type, await response.text(), response.headers.copy()
-        )
-
-
-def assert_safe_page(page: Page) -> None:
-    """A small HTML page with the headers that keep its code to itself."""
-    assert page.content_type == "text/html"
-    csp = page.headers["Content-Security-Policy"]
-    assert "unsafe-inline" not in csp
-    assert "unsafe-eval" not in csp
-    # No script-src: scripts fall back to default-src, which allows nothing.
-    assert "script-src" not in csp
-    assert "default-src 'none'" in csp
-    assert page.headers["X-Frame-Options"] == "DENY"
-    assert page.headers["Referrer-Policy"] == "no-referrer"
-    assert page.headers["Cache-Control"] == "no-store"
-    assert "<script" not in page.text.lower()
 
 
 async def raw_call(
@@ -84,16 +55,6 @@ async def raw_call(
 
 def db_path(config: ServerConfig) -> str:
     return config.db.removeprefix("sqlite:///")
-
-
-def age_codes(config: ServerConfig, purpose: str) -> None:
-    """Make every code of ``purpose`` expire (a second ago), as time would."""
-    db = sqlite3.connect(db_path(config), timeout=10)
-    try:
-        with db:
-            db.execute("UPDATE codes SET expires = ? WHERE purpose = ?", (time.time() - 1, purpose))
-    finally:
-        db.close()
 
 
 async def no_user(server: RunningServer, username: str = "Donna") -> bool:
