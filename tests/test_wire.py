@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 import corelogin
-from corelogin.wire import EMAIL_MAX_CHARS, PASSWORD_MAX_BYTES, USERNAME_MAX_CHARS, check_params
+from corelogin.wire import (
+    CALLS,
+    EMAIL_MAX_CHARS,
+    PASSWORD_MAX_BYTES,
+    PATHS,
+    USERNAME_MAX_CHARS,
+    ApiError,
+    check_params,
+)
 
 OK = "correct horse battery"
 
@@ -160,3 +168,25 @@ def test_the_provider_names_are_on_the_core_too(dead_url: str) -> None:
             corelogin.APPLE,
             corelogin.OPENUDID,
         )
+
+
+def test_a_confirmation_needs_an_email_before_anything_is_sent() -> None:
+    confirmation = {"from_email": "noreply@game.example", "subject": "Welcome"}
+    params = {"username": "Donna", "password": "pw", "confirmation": confirmation}
+
+    with pytest.raises(ApiError) as refused:
+        check_params("create", params)
+    body = check_params("create", {**params, "email": "donna@home.example"})
+
+    assert (refused.value.status, refused.value.message) == (
+        804,
+        "email is required with confirmation",
+    )
+    assert body["confirmation"] == confirmation
+
+
+def test_every_call_has_a_path_under_v1_and_a_lua_name() -> None:
+    for name, call in CALLS.items():
+        assert PATHS[name] == call.path == f"/v1/users/{name}"
+        assert "_" not in call.lua_name
+        assert call.lua_name.lower() == name.replace("_", "")

@@ -206,6 +206,14 @@ def _operation(call: Call, rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
         schema["oneOf"] = [
             {"required": [name], "properties": {name: {"type": "string"}}} for name in call.one_of
         ]
+    if call.needs:  # null counts as not given
+        schema["allOf"] = [
+            {
+                "if": {"required": [given], "properties": {given: {"not": {"type": "null"}}}},
+                "then": {"required": [needed], "properties": {needed: {"type": "string"}}},
+            }
+            for given, needed in call.needs
+        ]
     result: dict[str, Any] = {"result": _RESULTS[call.result]}
     description = call.summary
     if call.result == "Login":

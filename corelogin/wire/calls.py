@@ -126,6 +126,8 @@ class Call:
     access: Access = "app"
     # Exactly one of these fields must be given (login: username or email).
     one_of: tuple[str, ...] = ()
+    # (a, b): when field a is given, field b must be too (create: confirmation needs email).
+    needs: tuple[tuple[str, str], ...] = ()
     path: str = attrs.field(init=False)
 
     @path.default
@@ -167,6 +169,7 @@ CALLS: Final[Mapping[str, Call]] = {
                 *_SIZES,
                 Status.TOO_MANY_REQUESTS,
             ),
+            needs=(("confirmation", "email"),),
         ),
         Call(
             "login",
@@ -271,7 +274,11 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
             raise ApiError(Status.WRONG_TYPE, f"give {' or '.join(spec.one_of)}, not both")
         if not given:
             raise ApiError(Status.MISSING, f"{' or '.join(spec.one_of)} is required")
-    return check_fields(params, spec.fields)
+    body = check_fields(params, spec.fields)
+    for name, needed in spec.needs:
+        if name in body and needed not in body:
+            raise ApiError(Status.MISSING, f"{needed} is required with {name}")
+    return body
 
 
 def check_scope(scope: Any) -> str:
