@@ -70,7 +70,7 @@ class OAuth(_Table):
 
     provider: str
     client_id: str
-    access_token: str = attrs.field(repr=False)
+    access_token: str | None = attrs.field(repr=False)
     access_token_expiry: int | None
     access_token_expired: bool
 
@@ -86,7 +86,7 @@ class OAuth(_Table):
         return cls(
             provider=_str(data.get("provider")),
             client_id=_str(data.get("client_id")),
-            access_token=_str(data.get("access_token")),
+            access_token=_opt_str(data.get("access_token")),
             access_token_expiry=expiry,
             access_token_expired=_bool(data.get("access_token_expired")),
         )

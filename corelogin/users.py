@@ -13,7 +13,7 @@ import attrs
 from blinker import NamedSignal
 
 from corelogin import signals
-from corelogin.models import Login, User
+from corelogin.models import Login, OAuth, User
 from corelogin.wire import CALLS, NULL, Call
 
 if TYPE_CHECKING:
@@ -32,9 +32,31 @@ def _exactly(kind: type) -> Callable[[Any], Any]:
     return parse
 
 
+def _table(key: str, kind: type) -> Callable[[Any], Any]:
+    """A result that is a table of one key (``{"user_id": ...}``, ``{"expired": ...}``)."""
+    check = _exactly(kind)
+
+    def parse(value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping) or set(value) != {key}:
+            raise ValueError(f"expected a table with the key {key!r}")
+        return {key: check(value[key])}
+
+    return parse
+
+
+def _provider_table(value: Any) -> OAuth:
+    table = OAuth.from_wire(value)
+    if table is None:
+        raise ValueError("expected a provider table")
+    return table
+
+
 _PARSERS: Final[Mapping[str, Callable[[Any], Any]]] = {
     "User": User.from_wire,
     "Login": Login.from_wire,
+    "OAuth": _provider_table,
+    "UserId": _table("user_id", str),
+    "Expired": _table("expired", bool),
     "integer": _exactly(int),
     "string": _exactly(str),
     "boolean": _exactly(bool),
@@ -137,10 +159,56 @@ class Users:
         """``{"code", "password"}`` → True; every session of the user ends."""
         return self._call("reset_password", params, listener)
 
+    # -- OAuth providers (Coronium's OAuth API); the provider table is an `OAuth` ----------
+
+    def add_auth_provider(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id", "provider", "auth": {"client_id", "access_token"?,
+        "access_token_expiry"?, "id_token"?}}`` → the provider table."""
+        return self._call("add_auth_provider", params, listener)
+
+    def get_auth_provider(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id", "provider"}`` → the provider table."""
+        return self._call("get_auth_provider", params, listener)
+
+    def update_auth_provider(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id", "provider", "update": {...}}`` → the provider table."""
+        return self._call("update_auth_provider", params, listener)
+
+    def remove_auth_provider(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id", "provider"}`` → ``{"user_id": ...}``."""
+        return self._call("remove_auth_provider", params, listener)
+
+    def access_token_expired(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id", "provider"}`` → ``{"expired": bool}`` (by the server's clock)."""
+        return self._call("access_token_expired", params, listener)
+
+    def update_token_expiry(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id", "provider", "expiry", "token"?}`` (unix seconds) → the provider
+        table."""
+        return self._call("update_token_expiry", params, listener)
+
     # Lua names (a test checks there is one for every call of corelogin.wire.CALLS).
     resendConfirmation = resend_confirmation
     sendPasswordReset = send_password_reset
     resetPassword = reset_password
+    addAuthProvider = add_auth_provider
+    getAuthProvider = get_auth_provider
+    updateAuthProvider = update_auth_provider
+    removeAuthProvider = remove_auth_provider
+    accessTokenExpired = access_token_expired
+    updateTokenExpiry = update_token_expiry
 
     @property
     def logged_in_user(self) -> Login | None:

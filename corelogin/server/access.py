@@ -19,7 +19,7 @@ from corelogin.server.store import UserRecord
 from corelogin.server.tokens import hash_token
 from corelogin.wire import ADMIN_KEY_HEADER, ApiError, Call, Status
 
-__all__ = ["Caller", "identify", "target"]
+__all__ = ["Caller", "found", "identify", "not_disabled", "target"]
 
 log = logging.getLogger("corelogin.server")
 
@@ -95,4 +95,19 @@ async def target(request: web.Request, caller: Caller, user_id: str) -> UserReco
     user = await request.app[STORE].get_user(caller.scope, user_id)
     if user is None and not caller.admin:
         raise ApiError(Status.NOT_ALLOWED, NOT_ALLOWED)
+    return user
+
+
+def not_disabled(caller: Caller, user: UserRecord) -> None:
+    """A user an administrator deactivated may still log in and read their record (seed 004),
+    but not change or delete it with their own session (607)."""
+    if not caller.admin and not user.active and user.confirmation is None:
+        raise ApiError(Status.LOGIN_DISABLED, "this account was deactivated by an administrator")
+
+
+def found(user: UserRecord | None) -> UserRecord:
+    """The user `target` found; 604 for an id the admin key named that does not exist (a
+    session got 610 from `target` already)."""
+    if user is None:
+        raise ApiError(Status.USER_NOT_FOUND, "user not found")
     return user

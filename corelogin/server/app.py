@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from corelogin.server import links, users
+from corelogin.server import links, oauth, users
 from corelogin.server.calls import routes
 from corelogin.server.config import ServerConfig
 from corelogin.server.connections import SERVER_NAME
-from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, STORE
+from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, PROVERS, STORE
 from corelogin.server.envelope import envelope_middleware
 from corelogin.server.limits import RateLimit
 from corelogin.server.logsafety import install as keep_secrets_out_of_logs
@@ -19,6 +19,7 @@ from corelogin.server.mail import Mailer
 from corelogin.server.mailtemplates import templates
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
+from corelogin.server.proof.policies import make_provers
 from corelogin.server.store import Store, open_store
 from corelogin.wire import MAX_BODY_BYTES, PATHS
 
@@ -41,7 +42,7 @@ async def openapi(request: web.Request) -> web.Response:
 ROUTES = [
     web.get(PATHS["health"], health),
     web.get(PATHS["openapi"], openapi),
-    *routes({**users.HANDLERS, **links.HANDLERS}),
+    *routes({**users.HANDLERS, **links.HANDLERS, **oauth.HANDLERS}),
     *links.ROUTES,
 ]
 
@@ -67,6 +68,7 @@ def create_app(
         insecure_fast=config.insecure_fast_hash,
     )
     app[MAILER] = Mailer.from_config(config)
+    app[PROVERS] = make_provers(config.providers)
     app[BACKGROUND] = set()
     app[LIMITS] = (
         RateLimit(config.mails_per_address_per_minute, 60, "mails asked for from this address"),
@@ -92,3 +94,5 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*app[BACKGROUND], return_exceptions=True)
         await app[STORE].close()
         app[HASHER].close()
+        for prover in app[PROVERS].values():
+            await prover.close()

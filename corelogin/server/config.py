@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
-__all__ = ["DEFAULT_DB", "ENV_PREFIX", "ServerConfig"]
+__all__ = ["DEFAULT_DB", "ENV_PREFIX", "POLICIES", "ProviderConfig", "ServerConfig"]
 
 ENV_PREFIX = "CORELOGIN_"
 DEFAULT_DB = "sqlite:///corelogin.sqlite3"
@@ -20,6 +20,70 @@ DAY = 24 * 3600
 def _non_empty(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
     if not value:
         raise ValueError(f"{attribute.name} must not be empty")
+
+
+Policy = Literal["oidc", "token", "introspect", "device", "trust_client_id"]
+POLICIES: tuple[Policy, ...] = ("oidc", "token", "introspect", "device", "trust_client_id")
+
+
+@attrs.frozen
+class ProviderConfig:
+    """One ``[providers.NAME]`` table: how the server checks a login's proof (docs/oauth.md)."""
+
+    policy: Policy
+    # oidc: the id_token's issuer and audiences, and where the provider's keys are.
+    issuer: str | None = None
+    audiences: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    jwks_url: str | None = None
+    jwks_file: str | None = None
+    leeway_seconds: float = 60.0
+    # introspect: where to ask, in which shape, and as whom.
+    introspect_url: str | None = None
+    introspect_format: Literal["rfc7662", "facebook"] = "rfc7662"
+    client_id: str | None = None
+    client_secret: str | None = attrs.field(default=None, repr=False)
+    timeout_seconds: float = 5.0
+    # oidc and device: the first login of an identity nobody linked creates a user.
+    signup: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
+        needed = {
+            "oidc": ("issuer", "audiences"),
+            "introspect": ("introspect_url",),
+        }.get(self.policy, ())
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"the {self.policy} policy needs {', '.join(missing)}")
+        if self.policy == "oidc" and (self.jwks_url is None) == (self.jwks_file is None):
+            raise ValueError("the oidc policy needs jwks_url or jwks_file (one of them)")
+        if self.signup and self.policy not in ("oidc", "device"):
+            raise ValueError("signup works with the oidc and device policies only")
+        if self.introspect_format == "facebook" and not (self.client_id and self.client_secret):
+            raise ValueError("introspect_format = 'facebook' needs client_id and client_secret")
+
+
+def _providers(tables: Mapping[str, Any]) -> Mapping[str, ProviderConfig]:
+    """``[providers.NAME]`` tables as `ProviderConfig`; ValueError names the bad one."""
+    if not isinstance(tables, Mapping):
+        raise ValueError("providers are tables of the TOML file: [providers.NAME]")
+    providers = {}
+    for name, table in tables.items():
+        if isinstance(table, ProviderConfig):
+            providers[name] = table
+            continue
+        if not isinstance(table, Mapping):
+            raise ValueError(f"[providers.{name}] must be a table")
+        known = {field.name for field in attrs.fields(ProviderConfig)}
+        unknown = sorted(set(table) - known)
+        try:
+            if unknown:
+                raise ValueError(f"unknown keys {', '.join(unknown)}")
+            providers[name] = ProviderConfig(**table)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"[providers.{name}]: {exc}") from None
+    return providers
 
 
 @attrs.frozen
@@ -78,6 +142,9 @@ class ServerConfig:
     # resend_confirmation and send_password_reset together: at most this many per client
     # address per minute (829 otherwise).
     mails_per_address_per_minute: int = 10
+    # OAuth providers this server accepts, by name ([providers.NAME] in the TOML file); a
+    # provider not listed gets 626.
+    providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict, converter=_providers)
 
     def link(self, path: str, port: int | None = None) -> str:
         """An absolute link to ``path`` on this server, for mail: under ``public_url``, else

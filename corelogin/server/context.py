@@ -10,9 +10,10 @@ from corelogin.server.config import ServerConfig
 from corelogin.server.limits import RateLimit
 from corelogin.server.mail import Mailer
 from corelogin.server.passwords import PasswordHasher
+from corelogin.server.proof.policies import Prover
 from corelogin.server.store import Store
 
-__all__ = ["BACKGROUND", "CONFIG", "HASHER", "LIMITS", "MAILER", "STORE"]
+__all__ = ["BACKGROUND", "CONFIG", "HASHER", "LIMITS", "MAILER", "PROVERS", "STORE"]
 
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
@@ -23,3 +24,5 @@ MAILER: web.AppKey[Mailer | None] = web.AppKey("mailer")
 BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
 # Mails asked for per client address (resend, reset); password resets per email address.
 LIMITS = web.AppKey("limits", tuple[RateLimit, RateLimit])
+# The proof of each configured OAuth provider, by name.
+PROVERS: web.AppKey[dict[str, Prover]] = web.AppKey("provers")

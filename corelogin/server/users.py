@@ -13,29 +13,27 @@ from typing import Any, Final, Literal
 import attrs
 from aiohttp import web
 
-from corelogin.server.access import Caller, target
+from corelogin.server.access import Caller, found, not_disabled, target
 from corelogin.server.context import CONFIG, HASHER, STORE
 from corelogin.server.envelope import ok
 from corelogin.server.links import confirmation_mail, send_confirmation
+from corelogin.server.oauth import provider_login
 from corelogin.server.policy import check_new_password, check_new_username
+from corelogin.server.sessions import open_session
 from corelogin.server.store import (
     DuplicateUserError,
     ExtraTooLarge,
-    LoginEvent,
-    SessionRecord,
     UserChanges,
     UserRecord,
     email_key,
     username_key,
 )
-from corelogin.server.tokens import hash_token, new_token
 from corelogin.wire import ApiError, Status
 
-__all__ = ["HANDLERS", "login_json", "user_json"]
+__all__ = ["HANDLERS", "user_json"]
 
 # One message for unknown users and wrong passwords, so that neither can be told apart.
 INVALID_CREDENTIALS = "invalid username/email or password"
-USER_AGENT_MAX = 512
 DUPLICATE = "user already exists"
 
 
@@ -50,22 +48,6 @@ def user_json(user: UserRecord) -> dict[str, Any]:
         "active": user.active,
         "confirmation": user.confirmation,
         "created": user.created,
-    }
-
-
-def login_json(user: UserRecord) -> dict[str, Any]:
-    """The login object of seed 004, exactly its keys."""
-    return {
-        "active": user.active,
-        "confirmation": user.confirmation,
-        "email": user.email,
-        "group": user.group,
-        "extra": user.extra,
-        "oauth": None,
-        "scope": user.scope,
-        "user_id": user.user_id,
-        "username": user.username,
-        "validated": user.active and user.confirmation is None,
     }
 
 
@@ -113,56 +95,27 @@ async def create(request: web.Request, caller: Caller, params: dict[str, Any]) -
 
 
 async def login(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    if "provider" in params:
+        return await provider_login(request, caller, params)
     store, hasher = request.app[STORE], request.app[HASHER]
     username, email = params.get("username"), params.get("email")
     user = await store.find_user(caller.scope, username=username, email=email)
     # Exactly one argon2 verification whether or not the user exists (DESIGN.md §4).
     password = params["password"]
     who = username_key(username) if username else "@" + email_key(params["email"])
-    stored = None if user is None else user.password_hash
+    # A user a provider signed up has no password: checked like an unknown one.
+    stored = None if user is None or not user.password_hash else user.password_hash
     if not await hasher.verify(stored, password, account=_account(caller.scope, who)):
         raise ApiError(Status.INVALID_CREDENTIALS, INVALID_CREDENTIALS)
     assert user is not None
     if hasher.needs_rehash(user.password_hash):
         await store.set_password_hash(user.user_id, await hasher.hash(password))
 
-    config = request.app[CONFIG]
-    token = new_token()
-    now = time.time()
-    expires = now + config.session_absolute_seconds
-    session = SessionRecord(
-        token_hash=hash_token(token), user_id=user.user_id, created=now, expires=expires
-    )
-    # Seed 004: an inactive user can log in, but no login event is stored.
-    event = None
-    if user.active:
-        agent = request.headers.get("User-Agent")
-        event = LoginEvent(
-            user_id=user.user_id,
-            at=now,
-            remote=request.remote,
-            user_agent=None if agent is None else agent[:USER_AGENT_MAX],
-        )
-    await store.open_session(session, event)
-    return ok(login_json(user), session={"token": token, "expires": int(expires)})
-
-
-def _not_disabled(caller: Caller, user: UserRecord) -> None:
-    """A user an administrator deactivated may still log in and read their record (seed 004),
-    but not change or delete it with their own session (607)."""
-    if not caller.admin and not user.active and user.confirmation is None:
-        raise ApiError(Status.LOGIN_DISABLED, "this account was deactivated by an administrator")
-
-
-def _found(user: UserRecord | None) -> UserRecord:
-    """A user the admin key named (a session's own user is found, or `target` said 610)."""
-    if user is None:
-        raise ApiError(Status.USER_NOT_FOUND, "user not found")
-    return user
+    return await open_session(request, user)
 
 
 async def get(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
-    return ok(user_json(_found(await target(request, caller, params["user_id"]))))
+    return ok(user_json(found(await target(request, caller, params["user_id"]))))
 
 
 _ADMIN_ONLY: Final = ("group", "active")
@@ -173,8 +126,8 @@ async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -
     """Apply ``update``. A session may not change group or active, and needs the current
     password for a new password or email; a new password ends the user's other sessions,
     deactivation all of them."""
-    user = _found(await target(request, caller, params["user_id"]))
-    _not_disabled(caller, user)
+    user = found(await target(request, caller, params["user_id"]))
+    not_disabled(caller, user)
     changes: dict[str, Any] = params["update"]
     config, hasher = request.app[CONFIG], request.app[HASHER]
     if not caller.admin and any(name in changes for name in _ADMIN_ONLY):
@@ -194,7 +147,7 @@ async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -
                 Status.MISSING, "current_password is required to change the password or email"
             )
         account = _account(caller.scope, f"id:{user.user_id}")
-        if not await hasher.verify(user.password_hash, current, account=account):
+        if not await hasher.verify(user.password_hash or None, current, account=account):
             raise ApiError(Status.INVALID_CREDENTIALS, "current_password is wrong")
     revoke: Literal["all", "others"] | None = None
     if changes.get("active") is False or (password is not None and caller.session is None):
@@ -220,7 +173,7 @@ async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -
     except ExtraTooLarge as exc:
         raise ApiError(Status.TOO_LONG, str(exc)) from None
     # None: deleted meanwhile (a session gets 610 from target, the admin key 604).
-    return ok(user_json(_found(updated or await target(request, caller, user.user_id))))
+    return ok(user_json(found(updated or await target(request, caller, user.user_id))))
 
 
 async def delete(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
@@ -228,7 +181,7 @@ async def delete(request: web.Request, caller: Caller, params: dict[str, Any]) -
     user = await target(request, caller, params["user_id"])
     if user is None:
         return ok(0)
-    _not_disabled(caller, user)
+    not_disabled(caller, user)
     deleted = await request.app[STORE].delete_user(caller.scope, user.user_id)
     return ok(int(deleted))
 

@@ -9,15 +9,18 @@ from typing import Any, Final, Literal
 import attrs
 
 from corelogin.wire.fields import (
+    CLIENT_ID_MAX_CHARS,
     CODE_MAX_CHARS,
     EMAIL_MAX_CHARS,
     EXTRA_MAX_BYTES,
     GROUP_MAX_CHARS,
     PASSWORD_MAX_BYTES,
+    PROVIDER_MAX_CHARS,
     SCOPE_MAX_CHARS,
     SENDER_PATTERN,
     SUBJECT_MAX_CHARS,
     TEMPLATE_NAME_MAX_CHARS,
+    TOKEN_MAX_BYTES,
     USER_ID_MAX_CHARS,
     USERNAME_MAX_CHARS,
     Field,
@@ -104,8 +107,23 @@ _UPDATE = Field(
     ),
 )
 
+# A provider's name: a key of the server's [providers.NAME] configuration.
+_PROVIDER = Field(
+    "provider", max_chars=PROVIDER_MAX_CHARS, printable=True, pattern=r"[A-Za-z0-9_.-]+"
+)
+_CLIENT_ID = Field("client_id", max_chars=CLIENT_ID_MAX_CHARS, printable=True)
+_ACCESS_TOKEN = Field("access_token", required=False, max_bytes=TOKEN_MAX_BYTES, printable=True)
+_ID_TOKEN = Field("id_token", required=False, max_bytes=TOKEN_MAX_BYTES, printable=True)
+_EXPIRY = Field("access_token_expiry", kind=int, required=False)
+_AUTH = Field("auth", kind=dict, fields=(_CLIENT_ID, _ACCESS_TOKEN, _EXPIRY, _ID_TOKEN))
+_AUTH_UPDATE = Field(
+    "update",
+    kind=dict,
+    fields=(attrs.evolve(_CLIENT_ID, required=False), _ACCESS_TOKEN, _EXPIRY, _ID_TOKEN),
+)
+
 Access = Literal["app", "user", "admin"]
-Result = Literal["User", "Login", "integer", "string", "boolean"]
+Result = Literal["User", "Login", "integer", "string", "boolean", "OAuth", "UserId", "Expired"]
 
 
 @attrs.frozen
@@ -146,6 +164,51 @@ _USER_ACCESS = (Status.SESSION_INVALID, Status.NOT_ALLOWED, Status.USER_NOT_FOUN
 # Changes a deactivated user may not make with their own session.
 _CHANGES = (*_USER_ACCESS, Status.LOGIN_DISABLED)
 
+# Coronium's OAuth API: each about one user's link to one provider.
+_OAUTH_CODES = (*_CHANGES, Status.PROVIDER_NOT_LINKED, Status.PROVIDER_NOT_ENABLED)
+_OAUTH_CALLS: tuple[tuple[str, tuple[Field, ...], Result, str, tuple[Status, ...]], ...] = (
+    (
+        "add_auth_provider",
+        (_AUTH,),
+        "OAuth",
+        "link a provider's identity to a user (with its proof, where the "
+        "provider's policy can check one)",
+        (Status.PROVIDER_LINKED, Status.PROVIDER_PROOF_REJECTED),
+    ),
+    ("get_auth_provider", (), "OAuth", "a user's link to a provider", ()),
+    (
+        "update_auth_provider",
+        (_AUTH_UPDATE,),
+        "OAuth",
+        "change a user's link to a provider",
+        (Status.PROVIDER_LINKED, Status.PROVIDER_PROOF_REJECTED),
+    ),
+    (
+        "remove_auth_provider",
+        (),
+        "UserId",
+        "unlink a provider from a user",
+        (),
+    ),
+    (
+        "access_token_expired",
+        (),
+        "Expired",
+        "whether the linked access token has expired (by the server's clock)",
+        (),
+    ),
+    (
+        "update_token_expiry",
+        (
+            attrs.evolve(_EXPIRY, name="expiry", required=True),
+            attrs.evolve(_ACCESS_TOKEN, name="token"),
+        ),
+        "OAuth",
+        "renew the linked access token's expiry (and the token)",
+        (),
+    ),
+)
+
 CALLS: Final[Mapping[str, Call]] = {
     call.name: call
     for call in (
@@ -173,11 +236,25 @@ CALLS: Final[Mapping[str, Call]] = {
         ),
         Call(
             "login",
-            (*_optional(_USERNAME, _EMAIL), _PASSWORD),
+            (
+                *_optional(_USERNAME, _EMAIL, _PASSWORD, _PROVIDER, _CLIENT_ID),
+                _ACCESS_TOKEN,
+                _ID_TOKEN,
+            ),
             "Login",
-            "log in by username or by email, with the password",
-            (Status.INVALID_CREDENTIALS, Status.EMAIL_INVALID, *_SIZES, Status.TOO_MANY_REQUESTS),
-            one_of=("username", "email"),
+            "log in by username or email with the password, or through a linked provider "
+            "with its proof",
+            (
+                Status.INVALID_CREDENTIALS,
+                Status.PROVIDER_NOT_LINKED,
+                Status.PROVIDER_PROOF_REJECTED,
+                Status.PROVIDER_NOT_ENABLED,
+                Status.EMAIL_INVALID,
+                *_SIZES,
+                Status.TOO_MANY_REQUESTS,
+            ),
+            one_of=("username", "email", "provider"),
+            needs=(("username", "password"), ("email", "password"), ("provider", "client_id")),
         ),
         Call(
             "get",
@@ -239,6 +316,17 @@ CALLS: Final[Mapping[str, Call]] = {
             "set a new password with the code of a reset link (every session ends)",
             (Status.CODE_INVALID, Status.USER_NOT_CREATED, *_SIZES, Status.TOO_MANY_REQUESTS),
         ),
+        *(
+            Call(
+                name,
+                (_USER_ID, _PROVIDER, *fields),
+                result,
+                summary,
+                (*_OAUTH_CODES, *codes, *_SIZES),
+                access="user",
+            )
+            for name, fields, result, summary, codes in _OAUTH_CALLS
+        ),
     )
 }
 
@@ -270,10 +358,11 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
         raise ApiError(Status.WRONG_TYPE, "params must be a table (a dict or other mapping)")
     if spec.one_of:
         given = [name for name in spec.one_of if present(params, name)]
+        names = f"{', '.join(spec.one_of[:-1])} or {spec.one_of[-1]}"
         if len(given) > 1:
-            raise ApiError(Status.WRONG_TYPE, f"give {' or '.join(spec.one_of)}, not both")
+            raise ApiError(Status.WRONG_TYPE, f"give one of {names}, not {' and '.join(given)}")
         if not given:
-            raise ApiError(Status.MISSING, f"{' or '.join(spec.one_of)} is required")
+            raise ApiError(Status.MISSING, f"{names} is required")
     body = check_fields(params, spec.fields)
     for name, needed in spec.needs:
         if name in body and needed not in body:

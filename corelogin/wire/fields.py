@@ -15,16 +15,20 @@ import attrs
 from corelogin.wire.status import ApiError, Status
 
 __all__ = [
+    "CLIENT_ID_MAX_CHARS",
     "CODE_MAX_CHARS",
     "EMAIL_MAX_CHARS",
     "EXTRA_MAX_BYTES",
     "GROUP_MAX_CHARS",
     "NULL",
     "PASSWORD_MAX_BYTES",
+    "PROVIDER_MAX_CHARS",
     "SCOPE_MAX_CHARS",
     "SENDER_PATTERN",
     "SUBJECT_MAX_CHARS",
     "TEMPLATE_NAME_MAX_CHARS",
+    "TOKEN_MAX_BYTES",
+    "UNIX_TIME_MAX",
     "USERNAME_MAX_CHARS",
     "USER_ID_MAX_CHARS",
     "Field",
@@ -39,6 +43,11 @@ GROUP_MAX_CHARS: Final = 64
 SCOPE_MAX_CHARS: Final = 64
 EXTRA_MAX_BYTES: Final = 16 * 1024
 USER_ID_MAX_CHARS: Final = 64
+PROVIDER_MAX_CHARS: Final = 64
+CLIENT_ID_MAX_CHARS: Final = 256
+TOKEN_MAX_BYTES: Final = 8 * 1024
+# Times (token expiries) are unix seconds no JSON reader loses: up to 2**53.
+UNIX_TIME_MAX: Final = 2**53
 # An ASCII address of dot-atoms (RFC 5322 3.4.1), with a dot in its domain.
 SENDER_PATTERN: Final = (
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -97,6 +106,10 @@ class Field:
         if not isinstance(value, self.kind) or (isinstance(value, bool) and self.kind is not bool):
             kind = _KIND_NAMES.get(self.kind, "value")
             raise ApiError(Status.WRONG_TYPE, f"{self.name} must be a {kind}")
+        if isinstance(value, int) and self.kind is int and not 0 <= value <= UNIX_TIME_MAX:
+            raise ApiError(
+                Status.WRONG_TYPE, f"{self.name} must be unix seconds from 0 to {UNIX_TIME_MAX}"
+            )
         if isinstance(value, str):
             if value == "":
                 raise ApiError(Status.EMPTY, f"{self.name} must not be empty")
@@ -163,7 +176,12 @@ def _finite(number: float) -> bool:
         return False
 
 
-_KIND_NAMES: Final[Mapping[type, str]] = {str: "string", dict: "table (dict)", bool: "boolean"}
+_KIND_NAMES: Final[Mapping[type, str]] = {
+    str: "string",
+    dict: "table (dict)",
+    bool: "boolean",
+    int: "whole number",
+}
 
 
 def present(params: Mapping[str, Any], name: str) -> bool:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from corelogin.server.store.base import (
     CodeRecord,
     CodeState,
+    DuplicateLinkError,
     DuplicateUserError,
     ExtraTooLarge,
     LoginEvent,
+    ProviderLink,
     SessionRecord,
     Store,
     StoreError,
@@ -21,9 +23,11 @@ from corelogin.server.store.base import (
 __all__ = [
     "CodeRecord",
     "CodeState",
+    "DuplicateLinkError",
     "DuplicateUserError",
     "ExtraTooLarge",
     "LoginEvent",
+    "ProviderLink",
     "SessionRecord",
     "Store",
     "StoreError",

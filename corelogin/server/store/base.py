@@ -18,9 +18,11 @@ from corelogin.wire import EXTRA_MAX_BYTES
 __all__ = [
     "CodeRecord",
     "CodeState",
+    "DuplicateLinkError",
     "DuplicateUserError",
     "ExtraTooLarge",
     "LoginEvent",
+    "ProviderLink",
     "SessionRecord",
     "Store",
     "StoreError",
@@ -42,6 +44,10 @@ def email_key(email: str) -> str:
     """Emails are unique per scope regardless of letter case or Unicode width (a fullwidth
     address is the same address), as usernames are."""
     return unicodedata.normalize("NFKC", email).casefold()
+
+
+class DuplicateLinkError(Exception):
+    """The user has that provider already, or the identity is linked to another user."""
 
 
 class DuplicateUserError(Exception):
@@ -104,6 +110,21 @@ class SessionRecord:
     expires: float
     # When it was last used (to the minute: see the server's sessions check); None: created.
     last_seen: float | None = None
+
+
+@attrs.frozen
+class ProviderLink:
+    """A user's link to an OAuth provider. ``client_id`` is the identity at the provider (for
+    a device, an identifier derived from its secret: the secret itself is never stored). The
+    access token is kept as given: apps use it to call the provider."""
+
+    user_id: str
+    scope: str
+    provider: str
+    client_id: str
+    access_token: str | None = attrs.field(default=None, repr=False)
+    access_token_expiry: int | None = None
+    created: float = 0.0
 
 
 Purpose = Literal["confirm", "reset"]
@@ -223,6 +244,29 @@ class Store(Protocol):
         """Keep a new session and, for an active user, its login event, in one transaction."""
 
     async def login_events(self, user_id: str) -> list[LoginEvent]: ...
+
+    async def add_link(self, link: ProviderLink) -> None:
+        """Keep a new link; raise `DuplicateLinkError` (changing nothing) when the user has
+        that provider or the identity is linked to another user."""
+
+    async def get_link(self, user_id: str, provider: str) -> ProviderLink | None: ...
+
+    async def update_link(self, user_id: str, provider: str, **changes: Any) -> ProviderLink | None:
+        """Set ``client_id``, ``access_token`` or ``access_token_expiry``; None when there is
+        no such link; `DuplicateLinkError` when the new identity is another user's."""
+
+    async def remove_link(self, user_id: str, provider: str) -> bool: ...
+
+    async def find_link(
+        self, scope: str, provider: str, client_id: str
+    ) -> tuple[UserRecord, ProviderLink] | None:
+        """The user an identity is linked to, with the link."""
+
+    async def signup_with_link(
+        self, user: UserRecord, link: ProviderLink
+    ) -> tuple[UserRecord, ProviderLink]:
+        """Create ``user`` linked to an identity, in one transaction; if the identity is
+        linked already (a concurrent first login won), that user and link instead."""
 
     async def session_user(self, token_hash: str, now: float) -> str | None:
         """The user_id of a live session, or None."""

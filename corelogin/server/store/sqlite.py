@@ -11,12 +11,15 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 import aiosqlite
+import attrs
 
 from corelogin.server.store.base import (
     CodeRecord,
     CodeState,
+    DuplicateLinkError,
     DuplicateUserError,
     LoginEvent,
+    ProviderLink,
     SessionRecord,
     StoreError,
     UserChanges,
@@ -38,6 +41,9 @@ _USER_COLUMNS: Final = (
 _FIND_BY_USERNAME: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE scope = ? AND username_key = ?"  # noqa: S608
 _FIND_BY_EMAIL: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE scope = ? AND email_key = ?"  # noqa: S608
 _GET_USER: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE scope = ? AND user_id = ?"  # noqa: S608
+_LINK_COLUMNS: Final = (
+    "user_id, scope, provider, client_id, access_token, access_token_expiry, created"
+)
 _GET_USER_BY_ID: Final = f"SELECT {_USER_COLUMNS} FROM users WHERE user_id = ?"  # noqa: S608
 
 
@@ -163,29 +169,32 @@ class SQLiteStore:
     async def create_user(self, user: UserRecord, code: CodeRecord | None = None) -> None:
         try:
             async with self._transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
-                    "password_hash, active, confirmation, user_group, extra, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        user.user_id,
-                        user.scope,
-                        user.username,
-                        username_key(user.username),
-                        user.email,
-                        None if user.email is None else email_key(user.email),
-                        user.password_hash,
-                        int(user.active),
-                        user.confirmation,
-                        user.group,
-                        None if user.extra is None else json.dumps(user.extra),
-                        user.created,
-                    ),
-                )
+                await self._insert_user(conn, user)
                 if code is not None:
                     await self._insert_code(conn, code)
         except sqlite3.IntegrityError as exc:
             raise DuplicateUserError(str(exc)) from None
+
+    async def _insert_user(self, conn: aiosqlite.Connection, user: UserRecord) -> None:
+        await conn.execute(
+            "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
+            "password_hash, active, confirmation, user_group, extra, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                user.user_id,
+                user.scope,
+                user.username,
+                username_key(user.username),
+                user.email,
+                None if user.email is None else email_key(user.email),
+                user.password_hash,
+                int(user.active),
+                user.confirmation,
+                user.group,
+                None if user.extra is None else json.dumps(user.extra),
+                user.created,
+            ),
+        )
 
     async def get_user(self, scope: str, user_id: str) -> UserRecord | None:
         row = await self._fetchone(_GET_USER, (scope, user_id))
@@ -406,6 +415,86 @@ class SQLiteStore:
         ) as cur:
             rows = await cur.fetchall()
         return [LoginEvent(*row) for row in rows]
+
+    # -- provider links ----------------------------------------------------------------
+
+    async def add_link(self, link: ProviderLink) -> None:
+        try:
+            async with self._transaction() as conn:
+                await self._insert_link(conn, link)
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateLinkError(str(exc)) from None
+
+    async def _insert_link(self, conn: aiosqlite.Connection, link: ProviderLink) -> None:
+        await conn.execute(
+            f"INSERT INTO provider_links ({_LINK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+            attrs.astuple(link),
+        )
+
+    async def get_link(self, user_id: str, provider: str) -> ProviderLink | None:
+        row = await self._fetchone(
+            f"SELECT {_LINK_COLUMNS} FROM provider_links WHERE user_id = ? AND provider = ?",  # noqa: S608
+            (user_id, provider),
+        )
+        return None if row is None else ProviderLink(*row)
+
+    async def update_link(self, user_id: str, provider: str, **changes: Any) -> ProviderLink | None:
+        try:
+            async with self._transaction():
+                link = await self.get_link(user_id, provider)
+                if link is None:
+                    return None
+                link = attrs.evolve(link, **changes)
+                await self.conn.execute(
+                    "UPDATE provider_links SET client_id = ?, access_token = ?, "
+                    "access_token_expiry = ? WHERE user_id = ? AND provider = ?",
+                    (
+                        link.client_id,
+                        link.access_token,
+                        link.access_token_expiry,
+                        user_id,
+                        provider,
+                    ),
+                )
+                return link
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateLinkError(str(exc)) from None
+
+    async def remove_link(self, user_id: str, provider: str) -> bool:
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM provider_links WHERE user_id = ? AND provider = ?",
+                (user_id, provider),
+            )
+            return cur.rowcount > 0
+
+    async def find_link(
+        self, scope: str, provider: str, client_id: str
+    ) -> tuple[UserRecord, ProviderLink] | None:
+        row = await self._fetchone(
+            f"SELECT {_LINK_COLUMNS} FROM provider_links "  # noqa: S608
+            "WHERE scope = ? AND provider = ? AND client_id = ?",
+            (scope, provider, client_id),
+        )
+        if row is None:
+            return None
+        link = ProviderLink(*row)
+        user = await self._fetchone(_GET_USER_BY_ID, (link.user_id,))
+        return None if user is None else (_user(user), link)
+
+    async def signup_with_link(
+        self, user: UserRecord, link: ProviderLink
+    ) -> tuple[UserRecord, ProviderLink]:
+        try:
+            async with self._transaction() as conn:
+                found = await self.find_link(link.scope, link.provider, link.client_id)
+                if found is not None:
+                    return found
+                await self._insert_user(conn, user)
+                await self._insert_link(conn, link)
+                return user, link
+        except sqlite3.IntegrityError as exc:  # the username (or email) is taken
+            raise DuplicateUserError(str(exc)) from None
 
     async def session(self, token_hash: str) -> SessionRecord | None:
         row = await self._fetchone(

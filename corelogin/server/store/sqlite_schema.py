@@ -64,4 +64,18 @@ MIGRATIONS: Final = (
     );
     CREATE INDEX codes_user ON codes (user_id, purpose);
     """,
+    # 4: links of users to OAuth providers; an identity is linked once per scope and provider.
+    """
+    CREATE TABLE provider_links (
+        user_id             TEXT NOT NULL REFERENCES users (user_id) ON DELETE CASCADE,
+        scope               TEXT NOT NULL,
+        provider            TEXT NOT NULL,
+        client_id           TEXT NOT NULL,
+        access_token        TEXT,
+        access_token_expiry INTEGER,
+        created             REAL NOT NULL,
+        PRIMARY KEY (user_id, provider)
+    );
+    CREATE UNIQUE INDEX provider_identity ON provider_links (scope, provider, client_id);
+    """,
 )
