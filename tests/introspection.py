@@ -27,7 +27,8 @@ __all__ = ["IntrospectionRequest", "IntrospectionServer", "Mode", "introspection
 # ok: answers as a provider would; garbage: 200 with a body that is not JSON; slow: answers
 # after `slow_seconds` (or never: closing the server ends the wait); 500: an error page;
 # shape: JSON of the wrong shape; big / big-chunked: a valid answer padded past 64 KiB, with a
-# Content-Length / streamed without one; fixed: `answer` as JSON, whatever was asked.
+# Content-Length / streamed without one; fixed: `answer` as JSON (bytes: as they are), whatever
+# was asked.
 Mode = Literal["ok", "garbage", "slow", "500", "shape", "big", "big-chunked", "fixed"]
 
 _BIG = 70 * 1024
@@ -76,7 +77,7 @@ class IntrospectionServer:
         self.app_id = app_id  # the app the Facebook endpoint says each token was issued to
         self.credentials = credentials
         self.mode: Mode = "ok"
-        self.answer: Any = None  # for mode "fixed"
+        self.answer: Any = None  # for mode "fixed": JSON-encoded, unless bytes
         self.slow_seconds = 30.0
         self.requests: list[IntrospectionRequest] = []
         self._closing = asyncio.Event()
@@ -153,7 +154,8 @@ class IntrospectionServer:
         if self.mode == "shape":
             return web.json_response(shape)
         if self.mode == "fixed":
-            return web.Response(text=json.dumps(self.answer), content_type="application/json")
+            body = self.answer if isinstance(self.answer, bytes) else json.dumps(self.answer)
+            return web.Response(body=body, content_type="application/json")
         if self.mode == "garbage":
             return web.Response(text="<html>not json</html>", content_type="text/html")
         if self.mode == "500":
@@ -210,7 +212,7 @@ class IntrospectionServer:
             client_id, client_secret = self.credentials
             if params.get("access_token") != f"{client_id}|{client_secret}":
                 error = {"message": "Invalid OAuth access token signature.", "code": 190}
-                return web.json_response({"error": {**error, "type": "OAuthException"}}, 400)
+                return web.json_response({"error": {**error, "type": "OAuthException"}}, status=400)
         token = params.get("input_token", "")
         subject = self.tokens.get(token)
         now = int(time.time())

@@ -42,7 +42,15 @@ def test_limits_come_from_the_wire_contract() -> None:
     schema = login["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["username"]["maxLength"] == USERNAME_MAX_CHARS
     assert str(PASSWORD_MAX_BYTES) in schema["properties"]["password"]["description"]
-    assert schema["required"] == ["scope", "password"]
+    assert schema["required"] == ["scope"]
+    # username, email or provider; the password with the first two, a client_id with the last
+    assert [alt["required"] for alt in schema["oneOf"]] == [["username"], ["email"], ["provider"]]
+    needs = [(rule["if"]["required"], rule["then"]["required"]) for rule in schema["allOf"]]
+    assert needs == [
+        (["username"], ["password"]),
+        (["email"], ["password"]),
+        (["provider"], ["client_id"]),
+    ]
     assert "603" in login["responses"]["401"]["description"]
     assert "611" in login["responses"]["401"]["description"]
 

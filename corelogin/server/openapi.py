@@ -28,6 +28,7 @@ from corelogin.wire import (
     MAX_BODY_BYTES,
     PATHS,
     SCOPE,
+    UNIX_TIME_MAX,
     Call,
     Field,
     Status,
@@ -57,6 +58,9 @@ def _schema(field: Field, *, nullable: bool, rules: dict[str, dict[str, Any]]) -
     rule = rules.get(field.policy) if field.policy else None
     if field.kind is bool:
         schema = {"type": "boolean"}
+    elif field.kind is int:
+        schema = {"type": "integer", "minimum": 0, "maximum": UNIX_TIME_MAX}
+        notes.append("unix seconds")
     elif field.fields is not None:
         properties, required = _properties(field.fields, rules)
         schema = {
@@ -178,6 +182,17 @@ _RESULTS: dict[str, dict[str, Any]] = {
     "User": {"$ref": "#/components/schemas/User"},
     "Login": {"$ref": "#/components/schemas/Login"},
     "integer": {"enum": [0, 1]},
+    "OAuth": {"$ref": "#/components/schemas/Provider"},
+    "UserId": {
+        "type": "object",
+        "properties": {"user_id": {"type": "string"}},
+        "required": ["user_id"],
+    },
+    "Expired": {
+        "type": "object",
+        "properties": {"expired": {"type": "boolean"}},
+        "required": ["expired"],
+    },
     "string": _STR,
     "boolean": {"const": True},
 }
@@ -190,6 +205,17 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
     "resend_confirmation": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a"},
     "send_password_reset": {"email": "donna@example.com"},
     "reset_password": {"code": "x" * 43, "password": "a new passphrase"},
+    **{
+        name: {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a", "provider": "facebook", **more}
+        for name, more in (
+            ("add_auth_provider", {"auth": {"client_id": "fb-id-1234abcd", "access_token": "…"}}),
+            ("get_auth_provider", {}),
+            ("update_auth_provider", {"update": {"access_token": "…"}}),
+            ("remove_auth_provider", {}),
+            ("access_token_expired", {}),
+            ("update_token_expiry", {"expiry": 1893456000}),
+        )
+    },
 }
 # Who may make each kind of call (DESIGN.md §2), as alternatives.
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -329,7 +355,7 @@ def document(
             "email": _STR_OR_NULL,
             "group": _STR_OR_NULL,
             "extra": _EXTRA,
-            "oauth": {"type": ["object", "null"]},
+            "oauth": {"oneOf": [{"$ref": "#/components/schemas/Provider"}, {"type": "null"}]},
             "scope": _STR,
             "user_id": _STR,
             "username": _STR,
@@ -381,6 +407,15 @@ def document(
             "schemas": {
                 "Error": _object({"error": _STR, "status": {"type": "integer"}}),
                 "Login": login,
+                "Provider": _object(
+                    {
+                        "provider": _STR,
+                        "client_id": _STR,
+                        "access_token": _STR_OR_NULL,
+                        "access_token_expiry": {"type": ["integer", "null"]},
+                        "access_token_expired": _BOOL,
+                    }
+                ),
                 "User": user,
             },
         },

@@ -103,6 +103,8 @@ class Field:
 
     def check(self, value: Any) -> Any:
         """Return ``value`` if it is acceptable, else raise `ApiError` (801, 805 or 806)."""
+        if self.kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has numbers, not integers: 10.0 is 10
         if not isinstance(value, self.kind) or (isinstance(value, bool) and self.kind is not bool):
             kind = _KIND_NAMES.get(self.kind, "value")
             raise ApiError(Status.WRONG_TYPE, f"{self.name} must be a {kind}")

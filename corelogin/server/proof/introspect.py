@@ -8,6 +8,7 @@ by their class only: their text may hold the request's URL, and Facebook's has b
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import math
@@ -38,10 +39,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _form_encoded(value: str) -> str:
-    """RFC 6749 §2.3.1 (which RFC 7662 §2.1 uses): the id and the secret are form-encoded
-    before they go into Basic auth, so a ``:`` in either cannot split them wrongly."""
-    return urllib.parse.quote_plus(value, safe="")
+def _basic_auth(client_id: str, client_secret: str) -> str:
+    """The Authorization header of RFC 6749 §2.3.1 (which RFC 7662 §2.1 uses): the id and the
+    secret are form-encoded first, so a ``:`` in either cannot split them wrongly."""
+    pair = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(client_secret)}"
+    return "Basic " + base64.b64encode(pair.encode("ascii")).decode("ascii")
 
 
 class Introspector:
@@ -131,7 +133,7 @@ class Introspector:
             async with asyncio.timeout(self.timeout):
                 return await self._exchange(access_token)
         except ProofRejected as exc:
-            log.warning("introspection at %s failed: %s", self._where, exc)
+            log.warning("%s", exc)
             raise
         except TimeoutError:
             reason = f"introspection at {self._where} did not answer within {self.timeout:g}s"
@@ -156,16 +158,13 @@ class Introspector:
                 allow_redirects=False,
             )
         else:
-            auth = None
+            headers = {"Accept": "application/json"}
             if self.client_id is not None and self._client_secret is not None:
-                auth = aiohttp.BasicAuth(
-                    _form_encoded(self.client_id), _form_encoded(self._client_secret)
-                )
+                headers["Authorization"] = _basic_auth(self.client_id, self._client_secret)
             request = session.post(
                 self.url,
                 data={"token": access_token, "token_type_hint": "access_token"},
-                headers={"Accept": "application/json"},
-                auth=auth,
+                headers=headers,
                 allow_redirects=False,  # a redirect would carry the token and the credentials on
             )
         async with request as response:

@@ -180,7 +180,7 @@ class OidcVerifier:
         return Identity(subject=sub, claims=claims)
 
     async def _key_for(self, kid: str | None, alg: str) -> jwt.PyJWK:
-        keys = await self._current_keys()
+        keys, fresh_from_provider = await self._current_keys()
         if kid is None:
             if keys.sole is None:
                 raise ProofRejected(
@@ -188,11 +188,11 @@ class OidcVerifier:
                 )
             return self._with_alg(keys.sole, alg)
         candidates = keys.by_kid.get(kid)
-        if candidates is None:
+        if candidates is None and not fresh_from_provider:
             keys = await self._refetch_for_unknown_kid(keys)
             candidates = keys.by_kid.get(kid)
-            if candidates is None:
-                raise ProofRejected(f"id_token kid {_shown(kid)} is not in the JWKS")
+        if candidates is None:
+            raise ProofRejected(f"id_token kid {_shown(kid)} is not in the JWKS")
         return self._with_alg(candidates, alg)
 
     @staticmethod
@@ -219,7 +219,7 @@ class OidcVerifier:
                     "verify_nbf": True,
                     "verify_iss": True,
                     "verify_aud": True,
-                    "verify_sub": True,
+                    "verify_sub": False,  # checked below, with a reason of our own
                     "strict_aud": False,
                     "enforce_minimum_key_length": True,
                 },
@@ -234,10 +234,11 @@ class OidcVerifier:
 
     # --- The keys ----------------------------------------------------------------------------
 
-    async def _current_keys(self) -> _KeySet:
+    async def _current_keys(self) -> tuple[_KeySet, bool]:
+        """The keys, and whether they were fetched for this call (no refetch then)."""
         if self._keys is not None and time.monotonic() - self._fetched_at < self.cache_seconds:
-            return self._keys
-        return await self._fetch()
+            return self._keys, False
+        return await self._fetch(), True
 
     async def _refetch_for_unknown_kid(self, keys: _KeySet) -> _KeySet:
         """The JWKS again, if the last such refetch is older than ``refetch_interval``; else
@@ -323,7 +324,8 @@ class OidcVerifier:
                 headers={"Accept": "application/json"},
             )
         try:
-            async with self._session.get(self.jwks_url) as response:
+            # No redirects: one could lead to http://, where the keys could be replaced.
+            async with self._session.get(self.jwks_url, allow_redirects=False) as response:
                 if response.status != 200:
                     raise _FetchFailed(f"the JWKS URL answered HTTP {response.status}")
                 data = await response.content.read(_MAX_JWKS_BYTES + 1)
