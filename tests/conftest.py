@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites i
     from tests.mailserver import MailServer
 
 # The real SMTP server (aiosmtpd) of tests/mailserver.py: the mail_server fixture.
-pytest_plugins = ["tests.mailserver"]
+# ... and the real JWKS server of tests/jwks.py (the jwks_server fixture).
+pytest_plugins = ["tests.mailserver", "tests.jwks"]
 
 
 @pytest.fixture
