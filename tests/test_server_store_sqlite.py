@@ -17,7 +17,8 @@ from corelogin.server.store import (
     UserRecord,
     open_store,
 )
-from corelogin.server.store.sqlite import MIGRATIONS, SQLiteStore
+from corelogin.server.store.sqlite import SQLiteStore
+from corelogin.server.store.sqlite_schema import MIGRATIONS
 
 
 def record(user_id: str, username: str, email: str | None = None, scope: str = "s") -> UserRecord:
