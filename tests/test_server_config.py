@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,23 @@ def test_bad_configuration_is_one_clear_line(
 def test_a_missing_configuration_file_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cannot read the configuration file"):
         ServerConfig.from_env({"CORELOGIN_KEY": "k"}, file=str(tmp_path / "none.toml"))
+
+
+@pytest.mark.parametrize(
+    ("providers", "says"),
+    [
+        ({"face book": {"policy": "token"}}, "provider name"),
+        ({"google": {"policy": "oidc"}}, "needs issuer, audiences"),
+        ({"x": {"policy": "oidc", "issuer": "i", "audiences": ["a"]}}, "jwks_url or jwks_file"),
+        ({"x": {"policy": "token", "signup": True}}, "signup works with"),
+        ({"x": {"policy": "magic"}}, "policy must be one of"),
+        ({"x": {"policy": "token", "colour": "red"}}, "unknown keys colour"),
+        (
+            {"x": {"policy": "introspect", "introspect_url": "u", "introspect_format": "facebook"}},
+            "client_id and client_secret",
+        ),
+    ],
+)
+def test_a_provider_table_that_cannot_work_is_refused(providers: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        ServerConfig(app_key="k", providers=providers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -70,6 +71,10 @@ def _providers(tables: Mapping[str, Any]) -> Mapping[str, ProviderConfig]:
         raise ValueError("providers are tables of the TOML file: [providers.NAME]")
     providers = {}
     for name, table in tables.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ValueError(
+                f"provider name {name!r}: letters, digits, '_', '.', '-', at most 64 of them"
+            )
         if isinstance(table, ProviderConfig):
             providers[name] = table
             continue

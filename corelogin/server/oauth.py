@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Final
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from aiohttp import web
 from corelogin.server.access import Caller, found, not_disabled, target
 from corelogin.server.context import PROVERS, STORE
 from corelogin.server.envelope import ok
+from corelogin.server.policy import check_new_username
 from corelogin.server.proof.base import Identity, ProofRejected
 from corelogin.server.proof.policies import Prover, TokenProver
 from corelogin.server.sessions import open_session, provider_json
@@ -86,6 +88,9 @@ async def provider_login(
     if found_link is None:
         raise ApiError(Status.PROVIDER_NOT_LINKED, NOT_LINKED)
     user, link = found_link
+    if prover.config.policy == "introspect" and access_token != link.access_token:
+        # the token that just proved the login is the one the app will use
+        link = await store.update_link(user.user_id, prover.name, access_token=access_token) or link
     return await open_session(request, user, link)
 
 
@@ -93,18 +98,20 @@ async def _sign_up(
     request: web.Request, scope: str, prover: Prover, key: str, identity: Identity
 ) -> tuple[UserRecord, ProviderLink]:
     """A new user linked to a proven identity nobody has linked: a device, or an id_token's
-    owner (username from the token, made unique; its email only if the token verified it)."""
-    claims = identity.claims
-    verified = claims.get("email_verified") is True and isinstance(claims.get("email"), str)
-    base = _username_base(prover, claims)
+    owner (named from the token, made unique; its email kept only if the token verified it).
+    Tried in turn: the name with the email, the name alone, then made-up names."""
+    email = _verified_email(identity.claims)
+    base = _username_base(prover, identity.claims, email)
     now = time.time()
-    for attempt in range(5):
+    tries = [(base, email), (base, None)] if email else [(base, None)]
+    tries += [(_unique(base), None) for _ in range(3)]
+    for username, address in tries:
         user = UserRecord(
             user_id=str(uuid.uuid4()),
             scope=scope,
-            username=base if attempt == 0 else f"{base[:50]}-{secrets.token_hex(3)}",
-            email=claims["email"] if verified and attempt < 2 else None,
-            password_hash="",  # no password: this user logs in through the provider
+            username=username,
+            email=address,
+            password_hash="",  # no password yet: this user logs in through the provider
             active=True,
             confirmation=None,
             group=SIGNUP_GROUPS.get(prover.config.policy),
@@ -114,17 +121,35 @@ async def _sign_up(
         link = ProviderLink(user.user_id, scope, prover.name, key, created=now)
         try:
             return await request.app[STORE].signup_with_link(user, link)
-        except DuplicateUserError:  # the name (or address) is taken: another one
+        except DuplicateUserError:  # the name (or the address) is taken: the next try
             continue
     raise ApiError(Status.USER_EXISTS, "no free username for this sign-up")
 
 
-def _username_base(prover: Prover, claims: Any) -> str:
-    for name in ("preferred_username", "email"):
-        value = claims.get(name)
-        if isinstance(value, str) and value.strip() and value.isprintable():
-            return value.strip()[:USERNAME_MAX_CHARS]
+def _verified_email(claims: Mapping[str, Any]) -> str | None:
+    """The token's email when the provider says it verified it (Apple says so as a string)."""
+    email = claims.get("email")
+    verified = claims.get("email_verified") in (True, "true")
+    return email if verified and isinstance(email, str) and email else None
+
+
+def _username_base(prover: Prover, claims: Mapping[str, Any], email: str | None) -> str:
+    """The name the provider gives (never an address it did not verify), if it is a name a
+    user could choose; else one made up."""
+    for value in (claims.get("preferred_username"), email):
+        if isinstance(value, str):
+            name = value[:USERNAME_MAX_CHARS].strip()
+            try:
+                check_new_username(name)
+            except ApiError:
+                continue
+            if name:
+                return name
     return f"{prover.name}-{secrets.token_hex(6)}"
+
+
+def _unique(base: str) -> str:
+    return f"{base[: USERNAME_MAX_CHARS - 7].rstrip()}-{secrets.token_hex(3)}"
 
 
 # -- Coronium's OAuth API --------------------------------------------------------------------
@@ -172,6 +197,8 @@ async def add_auth_provider(
         await request.app[STORE].add_link(link)
     except DuplicateLinkError:
         raise ApiError(Status.PROVIDER_LINKED, LINKED) from None
+    except LookupError:  # the user was deleted meanwhile: 610 for a session, 604 for admin
+        found(await target(request, caller, user.user_id))
     return ok(provider_json(link))
 
 

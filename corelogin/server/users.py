@@ -140,7 +140,9 @@ async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -
     if password is not None:
         names = (changes.get("username", user.username), changes.get("email", user.email))
         await check_new_password(password, config, inputs=names)
-    if not caller.admin and any(name in changes for name in _NEED_CURRENT_PASSWORD):
+    # A user a provider signed up has no password yet: their first needs none.
+    has_password = bool(user.password_hash)
+    if not caller.admin and has_password and any(n in changes for n in _NEED_CURRENT_PASSWORD):
         current = changes.get("current_password")
         if current is None:
             raise ApiError(

@@ -247,7 +247,8 @@ class Store(Protocol):
 
     async def add_link(self, link: ProviderLink) -> None:
         """Keep a new link; raise `DuplicateLinkError` (changing nothing) when the user has
-        that provider or the identity is linked to another user."""
+        that provider or the identity is linked to another user, LookupError when the user
+        does not exist."""
 
     async def get_link(self, user_id: str, provider: str) -> ProviderLink | None: ...
 

@@ -33,6 +33,8 @@ class SQLiteLinks(SQLiteBase):
             async with self._transaction() as conn:
                 await self._insert_link(conn, link)
         except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise LookupError("the user does not exist") from None
             raise DuplicateLinkError(str(exc)) from None
 
     async def _insert_link(self, conn: aiosqlite.Connection, link: ProviderLink) -> None:
