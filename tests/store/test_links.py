@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,10 @@ from corelogin.server.store import (
     DuplicateUserError,
     ProviderLink,
     UserRecord,
-    email_key,
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
+from tests.store.conftest import database_at_version
 
 NOW = 1_000_000.0
 
@@ -59,19 +58,6 @@ def link(
         access_token_expiry=expiry,
         created=NOW,
     )
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "links.sqlite3"
-
-
-@pytest.fixture
-async def store(path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(path))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture
@@ -423,21 +409,13 @@ async def test_signup_with_a_taken_username_or_email_raises_and_creates_nothing(
 
 
 async def test_a_schema_3_database_is_upgraded_to_4_with_its_users_kept(path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.create_function("corelogin_email_key", 1, email_key, deterministic=True)
-    for number, script in enumerate(MIGRATIONS[:3], start=1):
-        db.executescript(script)
-        db.execute(f"PRAGMA user_version = {number}")
-    db.execute(
+    database_at_version(
+        path,
+        3,
         "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
         "password_hash, active, confirmation, user_group, extra, created) "
-        "VALUES ('u1', 's', 'Donna', 'donna', NULL, NULL, '', 1, NULL, NULL, NULL, 1)"
+        "VALUES ('u1', 's', 'Donna', 'donna', NULL, NULL, '', 1, NULL, NULL, NULL, 1)",
     )
-    db.commit()
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "provider_links" not in tables
-    assert db.execute("PRAGMA user_version").fetchone() == (3,)
-    db.close()
 
     store = SQLiteStore(str(path))
     await store.open()

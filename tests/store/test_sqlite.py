@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,19 +33,6 @@ def record(user_id: str, username: str, email: str | None = None, scope: str = "
         extra={"k": [1, "two"]},
         created=1,
     )
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.sqlite3"
-
-
-@pytest.fixture
-async def store(path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(path))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_schema_is_created_versioned_and_in_wal_mode(store: SQLiteStore, path: Path) -> None:

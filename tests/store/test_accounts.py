@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,11 @@ from corelogin.server.store import (
     SessionRecord,
     UserChanges,
     UserRecord,
-    email_key,
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
 from corelogin.wire import EXTRA_MAX_BYTES
+from tests.store.conftest import database_at_version
 
 NOW = 1_000_000.0
 MAIL = {"from_email": "game@home.com", "subject": "Welcome", "email_tpl": None}
@@ -81,19 +80,6 @@ def session(token_hash: str, user_id: str = "u1", created: float = NOW) -> Sessi
     return SessionRecord(
         token_hash=token_hash, user_id=user_id, created=created, expires=created + 3600
     )
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "store.sqlite3"
-
-
-@pytest.fixture
-async def store(path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(path))
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def sessions_of(store: SQLiteStore, *hashes: str) -> list[str]:
@@ -600,22 +586,14 @@ async def test_revoke_sessions_ends_only_that_users_sessions(store: SQLiteStore)
 
 
 async def test_a_schema_2_database_is_upgraded_to_3(path: Path) -> None:
-    db = sqlite3.connect(path)
-    db.create_function("corelogin_email_key", 1, email_key, deterministic=True)
-    for number, script in enumerate(MIGRATIONS[:2], start=1):
-        db.executescript(script)
-        db.execute(f"PRAGMA user_version = {number}")
-    db.execute(
+    database_at_version(
+        path,
+        2,
         "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
         "password_hash, active, confirmation, user_group, extra, created) "
         "VALUES ('u1', 's', 'Donna', 'donna', 'd@x.com', 'd@x.com', 'h', 0, 'pending', NULL, "
-        "NULL, 1)"
+        "NULL, 1)",
     )
-    db.commit()
-    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "codes" not in tables
-    assert db.execute("PRAGMA user_version").fetchone() == (2,)
-    db.close()
 
     store = SQLiteStore(str(path))
     await store.open()
