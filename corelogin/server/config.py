@@ -147,6 +147,20 @@ class ServerConfig:
     # resend_confirmation and send_password_reset together: at most this many per client
     # address per minute (829 otherwise).
     mails_per_address_per_minute: int = 10
+    # One-time login tokens (create_auth_token): how long one lives.
+    auth_token_ttl_seconds: int = 300
+    # Lockout (606): this many failed logins of one identifier within the window lock it for
+    # lockout_seconds; 0 turns lockout off.
+    lockout_threshold: int = 10
+    lockout_window_seconds: int = 900
+    lockout_seconds: int = 900
+    # Live sessions one user may have (0: no limit); beyond them a login is refused (608,
+    # "reject") or ends the oldest session ("evict_oldest").
+    max_sessions_per_user: int = 0
+    session_limit_policy: Literal["reject", "evict_oldest"] = "reject"
+    # Calls per client address and per kind (login, create, resend, reset) in a minute; beyond
+    # them 829 with Retry-After; 0 turns the limit off. Players behind one NAT share an address.
+    rate_limit_per_minute: int = 600
     # OAuth providers this server accepts, by name ([providers.NAME] in the TOML file); a
     # provider not listed gets 626.
     providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict, converter=_providers)
