@@ -10,6 +10,7 @@ from corelogin import signals
 from corelogin.client import Core, init
 from corelogin.models import Event, Login, OAuth, User
 from corelogin.request import Request
+from corelogin.sessionstore import FileSessionStore, MemorySessionStore, SessionStore
 from corelogin.users import NULL
 from corelogin.wire import APPLE, FACEBOOK, GOOGLE, OPENUDID, Status
 
@@ -23,9 +24,12 @@ __all__ = [
     "OPENUDID",
     "Core",
     "Event",
+    "FileSessionStore",
     "Login",
+    "MemorySessionStore",
     "OAuth",
     "Request",
+    "SessionStore",
     "Status",
     "User",
     "__version__",

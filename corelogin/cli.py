@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from corelogin import __version__
 
@@ -46,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     commands.add_parser("openapi", help="print the server's OpenAPI document")
+    token = commands.add_parser(
+        "token",
+        help="print a one-time login token for a user",
+        description='Print {"auth_token", "expires"} as JSON: a token the user\'s game logs '
+        "in with once (users.login_with_auth_token), before it expires (auth_token_ttl_seconds). "
+        "The database is found as serve finds it (--db, --config, CORELOGIN_DB).",
+    )
+    token.add_argument("user_id", help="the user's id")
+    token.add_argument("--scope", default="default", help="the user's scope (default: default)")
+    token.add_argument("--config", metavar="FILE", help="a TOML file of ServerConfig fields")
+    token.add_argument("--db", help="database URL (default sqlite:///corelogin.sqlite3)")
     return parser
 
 
@@ -57,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(dumps())
         return 0
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=getattr(args, "log_level", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         from corelogin.server.config import ServerConfig
@@ -69,26 +83,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        config = ServerConfig.from_env(
-            file=args.config,
-            host=args.host,
-            port=args.port,
-            db=args.db,
-            app_key=args.key,
-            min_password_length=args.min_password_length,
-            hash_queue=args.hash_queue,
-            insecure_fast_hash=args.insecure_fast_hash,
-        )
+        if args.command == "token":  # the app key is not needed to write to the database
+            config = ServerConfig.from_env(file=args.config, db=args.db, app_key="(unused)")
+        else:
+            config = ServerConfig.from_env(
+                file=args.config,
+                host=args.host,
+                port=args.port,
+                db=args.db,
+                app_key=args.key,
+                min_password_length=args.min_password_length,
+                hash_queue=args.hash_queue,
+                insecure_fast_hash=args.insecure_fast_hash,
+            )
     except ValueError as exc:
-        sys.stderr.write(f"corelogin serve: {exc}\n")
+        sys.stderr.write(f"corelogin {args.command}: {exc}\n")
         return 2
     from corelogin.server.store import StoreError
 
+    if args.command == "token":
+        return _token(config, args.scope, args.user_id)
     try:
         asyncio.run(serve_forever(config))
     except (StoreError, OSError, ValueError) as exc:  # unusable database, port taken, bad URL
         sys.stderr.write(f"corelogin serve: {exc}\n")
         return 2
+    return 0
+
+
+def _token(config: Any, scope: str, user_id: str) -> int:
+    """``corelogin token USER_ID``: the token of create_auth_token, printed as JSON."""
+    from corelogin.server.sessions import issue_auth_token
+    from corelogin.server.store import StoreError, open_store
+
+    async def issue() -> dict[str, Any] | None:
+        store = open_store(config.db)
+        await store.open()
+        try:
+            if await store.get_user(scope, user_id) is None:
+                return None
+            return await issue_auth_token(store, config, user_id)
+        finally:
+            await store.close()
+
+    try:
+        token = asyncio.run(issue())
+    except (StoreError, OSError, ValueError) as exc:
+        sys.stderr.write(f"corelogin token: {exc}\n")
+        return 2
+    if token is None:
+        sys.stderr.write(f"corelogin token: no user {user_id} in scope {scope!r}\n")
+        return 1
+    sys.stdout.write(json.dumps(token) + "\n")
     return 0
 
 

@@ -16,6 +16,7 @@ from corelogin import signals
 from corelogin.delivery import MODES, Mode, Runtime
 from corelogin.models import Event, Login, User
 from corelogin.request import Listener, Request
+from corelogin.sessionstore import FileSessionStore, MemorySessionStore, SessionStore
 from corelogin.transport import Retry, Transport
 from corelogin.users import CallSpec, Users
 from corelogin.wire import (
@@ -34,6 +35,16 @@ __all__ = ["Core", "init"]
 
 log = logging.getLogger("corelogin")
 
+
+class _Default:
+    """The default session store (a file): a sentinel, since None means memory only."""
+
+    def __repr__(self) -> str:
+        return "<the default file store>"
+
+
+DEFAULT_STORE: Final = _Default()
+
 Deliver = Literal["auto", "asyncio", "frame", "thread"]
 
 
@@ -46,6 +57,7 @@ def init(
     deliver: Deliver = "auto",
     retries: int = 2,
     admin_key: str | None = None,
+    session_store: SessionStore | _Default | None = DEFAULT_STORE,
 ) -> Core:
     """Connect to a corelogin server (nothing is sent until the first call).
 
@@ -75,6 +87,7 @@ class Core:
         deliver: Deliver = "auto",
         retries: int = 2,
         admin_key: str | None = None,
+        session_store: SessionStore | _Default | None = DEFAULT_STORE,
     ) -> None:
         if not isinstance(server, str) or not server.startswith(("http://", "https://")):
             raise ValueError("server must be an http:// or https:// URL")
@@ -105,6 +118,14 @@ class Core:
         self.server = server
         self._transport = Transport(server, key, Retry(attempts=retries))
         self._admin_key = admin_key
+        # Where stay_logged_in keeps the session: a file in the user's data directory unless
+        # told otherwise; None keeps it in memory only.
+        if isinstance(session_store, _Default):
+            session_store = FileSessionStore()
+        self._session_store: SessionStore = (
+            MemorySessionStore() if session_store is None else session_store
+        )
+        self._session_key = f"{server.rstrip('/')}|{self.scope}"
         self._frame = mode == "frame"  # read on every call's path
         self._runtime = Runtime(
             mode,
@@ -142,7 +163,17 @@ class Core:
 
     # -- calls -----------------------------------------------------------------------------
 
-    def _call(self, spec: CallSpec, params: Any, listener: Any) -> Request:
+    def _call(
+        self,
+        spec: CallSpec,
+        params: Any,
+        listener: Any,
+        *,
+        token: str | None = None,
+        local: Callable[[Request], Event] | None = None,
+    ) -> Request:
+        """Send a call (with ``token`` as its session, when given); or, with ``local``, give
+        the event it makes at once, without the network."""
         if listener is not None and not callable(listener):
             if not isinstance(params, Mapping):  # login("Donna", "pw"), Backendless style
                 raise TypeError(
@@ -156,6 +187,9 @@ class Core:
         with self._cond:
             self._pending.add(request)
             closed = self._closed
+        if local is not None:
+            self._settle(request, local(request))
+            return request
         try:
             timeout = self._timeout_for(params)
             body = check_params(spec.name, params)
@@ -167,7 +201,7 @@ class Core:
             self._settle(request, _failure(request, Status.WRONG_TYPE, message))
             return request
         body["scope"] = self.scope
-        send = self._send(request, spec, body, timeout)
+        send = self._send(request, spec, body, timeout, token)
         if closed or not self._runtime.start(send):  # closed, maybe by another thread just now
             send.close()
             self._settle(request, _failure(request, Status.CANCELLED, "the core is closed"))
@@ -182,7 +216,12 @@ class Core:
             raise ApiError(Status.WRONG_TYPE, str(exc)) from None
 
     async def _send(
-        self, request: Request, spec: CallSpec, body: dict[str, Any], limit: float
+        self,
+        request: Request,
+        spec: CallSpec,
+        body: dict[str, Any],
+        limit: float,
+        token: str | None = None,
     ) -> None:
         request._task = asyncio.current_task()
         if request._event is not None:  # cancelled before it started
@@ -192,16 +231,25 @@ class Core:
         expiry = asyncio.get_running_loop().call_later(limit, self._expire, request, limit)
         apply: Callable[[], None] | None = None
         try:
-            headers = self._credentials() if spec.about_a_user else None
+            if token is not None:
+                headers: dict[str, str] | None = {"Authorization": f"Bearer {token}"}
+            else:
+                token = self._session_token if spec.about_a_user else None
+                headers = self._credentials() if spec.about_a_user else None
             payload = await self._transport.post(spec.path, body, headers)
             result = spec.parse(payload["result"])
             event = Event(spec.name, result=result, tt=request._elapsed_ms())
             if spec.opens_session:
-                apply = partial(self._open_session, result, payload.get("session"))
+                session = payload.get("session")
+                apply = partial(self._open_session, result, session, body.get("stay_logged_in"))
+            elif spec.name == "restore":
+                apply = partial(self._restored, result, token)
             elif spec.about_a_user:
                 apply = partial(self._user_changed, spec.name, body["user_id"], result)
         except ApiError as exc:
             event = _failure(request, exc.status, exc.message)
+            if exc.status == Status.SESSION_INVALID and token is not None:
+                apply = partial(self._session_gone, request, token)
         except ValueError as exc:
             event = _failure(request, Status.INVALID_RESULT, f"invalid result: {exc}")
         except asyncio.CancelledError:
@@ -224,10 +272,76 @@ class Core:
             headers[ADMIN_KEY_HEADER] = self._admin_key
         return headers
 
-    def _open_session(self, login: Login, session: Any) -> None:
+    def _open_session(self, login: Login, session: Any, stay: Any = False) -> None:
         token = session.get("token") if isinstance(session, Mapping) else None
         self._session_token = token if isinstance(token, str) else None
         self._logged_in_user = login
+        if stay is True and self._session_token is not None:
+            self._store_call("save", self._session_token)
+
+    def _restored(self, login: Login, token: str | None) -> None:
+        self._session_token = token
+        self._logged_in_user = login
+
+    def _session_gone(self, request: Request, token: str) -> None:
+        """The server answered 609 for ``token``: if it is the session this Core holds (or
+        has saved), forget it; the first call to find out also sends `session_expired`."""
+        forgot = False
+        if token == self._session_token:
+            self._session_token = self._logged_in_user = None
+            forgot = True
+        if token == self._saved_token():
+            self._store_call("clear")
+            forgot = True
+        request._session_expired = forgot
+
+    # -- the session store -------------------------------------------------------------------
+
+    def _saved_token(self) -> str | None:
+        token = self._store_call("load")
+        return token if isinstance(token, str) and token else None
+
+    def _store_call(self, method: str, *args: str) -> Any:
+        """A call of the session store; a store that fails is logged, never a crash (the
+        session then lives in memory only)."""
+        try:
+            return getattr(self._session_store, method)(self._session_key, *args)
+        except Exception:
+            log.exception("the session store's %s() failed", method)
+            return None
+
+    def _session_call(self, spec: CallSpec, listener: Any, *, saved: bool) -> Request:
+        """restore and is_valid_login: answered here when there is no session to send."""
+        if spec.name == "restore":
+            token = self._saved_token()
+        else:
+            token = self._session_token or self._saved_token()
+        if token is not None:
+            return self._call(spec, {}, listener, token=token)
+        if spec.name == "restore":
+            return self._call(
+                spec,
+                {},
+                listener,
+                local=lambda r: _failure(r, Status.MISSING, "no saved login to restore"),
+            )
+        return self._call(
+            spec, {}, listener, local=lambda r: Event(r.name, result=False, tt=r._elapsed_ms())
+        )
+
+    def _logout(self, spec: CallSpec, listener: Any, *, clear_saved: bool) -> Request:
+        """Local state goes at once; the server is then told, if there is a session to end."""
+        token = self._session_token
+        saved = self._saved_token()
+        self._session_token = self._logged_in_user = None
+        if clear_saved and saved is not None:
+            self._store_call("clear")
+        token = token or (saved if clear_saved else None)
+        if token is None:
+            return self._call(
+                spec, {}, listener, local=lambda r: Event(r.name, result=True, tt=r._elapsed_ms())
+            )
+        return self._call(spec, {}, listener, token=token)
 
     def _user_changed(self, call: str, user_id: str, result: Any) -> None:
         """Keep ``logged_in_user`` true to what the server answered about that user."""
@@ -290,6 +404,8 @@ class Core:
             signal = spec.failure if event.is_error else spec.success
             if signal is not None:
                 signals.send(signal, self, event, spawn, fatal=fatal)
+            if request._session_expired:
+                signals.send(signals.session_expired, self, event, spawn, fatal=fatal)
         finally:
             self._mark_delivered(request)
 

@@ -35,6 +35,7 @@ class Request:
         "_delivered",
         "_event",
         "_handler",
+        "_session_expired",
         "_settled",
         "_started",
         "_task",
@@ -56,6 +57,8 @@ class Request:
         self._started = time.monotonic()
         self._event: Event | None = None
         self._settled = False  # the Event is known
+        # The server said 609 for the session the Core held, and this call found it out first.
+        self._session_expired = False
         self._delivered = False  # the listener has run (frame mode: has started)
         self._waiters: list[Callable[[Event], None]] = []
         self._task: asyncio.Future[Any] | None = None

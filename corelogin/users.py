@@ -44,6 +44,15 @@ def _table(key: str, kind: type) -> Callable[[Any], Any]:
     return parse
 
 
+def _auth_token(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or set(value) != {"auth_token", "expires"}:
+        raise ValueError("expected a table of auth_token and expires")
+    return {
+        "auth_token": _exactly(str)(value["auth_token"]),
+        "expires": _exactly(int)(value["expires"]),
+    }
+
+
 def _provider_table(value: Any) -> OAuth:
     table = OAuth.from_wire(value)
     if table is None:
@@ -57,6 +66,7 @@ _PARSERS: Final[Mapping[str, Callable[[Any], Any]]] = {
     "OAuth": _provider_table,
     "UserId": _table("user_id", str),
     "Expired": _table("expired", bool),
+    "AuthToken": _auth_token,
     "integer": _exactly(int),
     "string": _exactly(str),
     "boolean": _exactly(bool),
@@ -66,6 +76,10 @@ _PARSERS: Final[Mapping[str, Callable[[Any], Any]]] = {
 _SIGNALS: Final[Mapping[str, tuple[NamedSignal | None, NamedSignal | None]]] = {
     "create": (signals.user_created, None),
     "login": (signals.login, signals.login_failed),
+    "login_with_auth_token": (signals.login, signals.login_failed),
+    "restore": (signals.session_restored, None),
+    # Local state is cleared whether or not the server could be told: announced either way.
+    "logout": (signals.logout, signals.logout),
     "update": (signals.user_updated, None),
     "delete": (signals.user_deleted, None),
 }
@@ -82,13 +96,14 @@ class CallSpec:
     failure: NamedSignal | None = None
     name: str = attrs.field(init=False, default=attrs.Factory(lambda s: s.call.name, True))
     path: str = attrs.field(init=False, default=attrs.Factory(lambda s: s.call.path, True))
-    # A successful answer carries a session for the Core to keep.
+    # A successful answer carries a new session for the Core to keep.
     opens_session: bool = attrs.field(
-        init=False, default=attrs.Factory(lambda s: s.call.result == "Login", True)
+        init=False,
+        default=attrs.Factory(lambda s: s.call.result == "Login" and s.call.access == "app", True),
     )
     # Sent with the session or the admin key; may change the logged-in user.
     about_a_user: bool = attrs.field(
-        init=False, default=attrs.Factory(lambda s: s.call.access != "app", True)
+        init=False, default=attrs.Factory(lambda s: s.call.access in ("user", "admin"), True)
     )
 
 
@@ -159,6 +174,42 @@ class Users:
         """``{"code", "password"}`` → True; every session of the user ends."""
         return self._call("reset_password", params, listener)
 
+    # -- sessions --------------------------------------------------------------------------
+
+    def login_with_auth_token(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"auth_token", "stay_logged_in"?}`` (a token from `create_auth_token`, used once)
+        → a `Login`, as `login` gives."""
+        return self._call("login_with_auth_token", params, listener)
+
+    def create_auth_token(
+        self, params: Mapping[str, Any], listener: Listener | None = None
+    ) -> Request:
+        """``{"user_id"}`` → ``{"auth_token", "expires"}`` (admin key only: back-end code
+        mints it for a game client to log in with)."""
+        return self._call("create_auth_token", params, listener)
+
+    def restore(self, listener: Listener | None = None) -> Request:
+        """Log in again with the session saved by a ``stay_logged_in`` login (no password):
+        the `Login`; 609 when the server no longer knows it (the saved copy is cleared), 804
+        when nothing is saved."""
+        return self._core._session_call(SPECS["restore"], listener, saved=True)
+
+    def is_valid_login(self, listener: Listener | None = None) -> Request:
+        """True when the current (else the saved) session is live; False when there is none."""
+        return self._core._session_call(SPECS["is_valid_login"], listener, saved=True)
+
+    def logout(self, listener: Listener | None = None, clear_saved: bool = True) -> Request:
+        """End the session on the server. The local state (``logged_in_user``, and the saved
+        copy when ``clear_saved``) is cleared at once, even if the server cannot be reached."""
+        return self._core._logout(SPECS["logout"], listener, clear_saved=clear_saved)
+
+    @property
+    def has_saved_login(self) -> bool:
+        """A session is saved for this server and scope (no network)."""
+        return self._core._saved_token() is not None
+
     # -- OAuth providers (Coronium's OAuth API); the provider table is an `OAuth` ----------
 
     def add_auth_provider(
@@ -209,6 +260,9 @@ class Users:
     removeAuthProvider = remove_auth_provider
     accessTokenExpired = access_token_expired
     updateTokenExpiry = update_token_expiry
+    loginWithAuthToken = login_with_auth_token
+    createAuthToken = create_auth_token
+    isValidLogin = is_valid_login
 
     @property
     def logged_in_user(self) -> Login | None:

@@ -373,9 +373,24 @@ async def test_a_revoked_session_gets_609(
 
     await revoke(server, cores, donna.user_id)
 
-    for action in EVERY:
-        event = await act(held, action, donna.user_id)
-        assert event.status == 609, (action, event)
+    # Each call finds out on its own: the Core then forgets the session and says so once.
+    token = held._session_token
+    expired: list[str] = []
+    stop = corelogin.signals.subscribe(
+        corelogin.signals.session_expired,
+        lambda sender, event: expired.append(event.name),
+        sender=held,
+    )
+    try:
+        for action in EVERY:
+            held._session_token = token  # as a Core that has not asked since holds it
+            event = await act(held, action, donna.user_id)
+            assert event.status == 609, (action, event)
+            assert held._session_token is None
+            assert held.users.logged_in_user is None
+    finally:
+        stop()
+    assert expired == [ACTIONS[action][0] for action in EVERY]
     assert await server.store.get_user("default", donna.user_id) is not None
 
 

@@ -19,7 +19,15 @@ from corelogin.server.store import UserRecord
 from corelogin.server.tokens import hash_token
 from corelogin.wire import ADMIN_KEY_HEADER, ApiError, Call, Status
 
-__all__ = ["Caller", "found", "identify", "not_disabled", "target"]
+__all__ = [
+    "Caller",
+    "found",
+    "identify",
+    "live_user",
+    "not_disabled",
+    "session_hash",
+    "target",
+]
 
 log = logging.getLogger("corelogin.server")
 
@@ -47,18 +55,38 @@ async def identify(request: web.Request, call: Call, scope: str) -> Caller:
     call about a user comes with neither."""
     if call.access == "app":
         return Caller(scope)
+    if call.access == "session":  # the session itself is what the call is about
+        token_hash = session_hash(request)
+        if token_hash is None:
+            raise ApiError(Status.SESSION_INVALID, NO_SESSION)
+        user_id = await _live_session(request, token_hash)
+        return Caller(scope, user_id=user_id, session=token_hash)
     given = request.headers.get(ADMIN_KEY_HEADER)
     if given is not None:
         _check_admin_key(request, given)
         return Caller(scope, admin=True)
-    authorization = request.headers.get("Authorization")
-    if authorization is None or call.access == "admin":
+    if "Authorization" not in request.headers or call.access == "admin":
         raise ApiError(Status.NOT_ALLOWED, f"{NOT_ALLOWED}: log in first (or use the admin key)")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token_hash = session_hash(request)
+    if token_hash is None:
         raise ApiError(Status.SESSION_INVALID, NO_SESSION)
-    token_hash = hash_token(token.strip())
     return Caller(scope, user_id=await _live_session(request, token_hash), session=token_hash)
+
+
+def session_hash(request: web.Request) -> str | None:
+    """The hash of the ``Authorization: Bearer`` token, or None without a usable one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return hash_token(token.strip())
+
+
+async def live_user(request: web.Request, token_hash: str) -> str | None:
+    """The user of a live session, or None (for calls that answer rather than refuse)."""
+    try:
+        return await _live_session(request, token_hash)
+    except ApiError:
+        return None
 
 
 def _check_admin_key(request: web.Request, given: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from corelogin.server import links, oauth, users
+from corelogin.server import links, oauth, sessions, users
 from corelogin.server.calls import routes
 from corelogin.server.config import ServerConfig
 from corelogin.server.connections import SERVER_NAME
@@ -42,7 +42,7 @@ async def openapi(request: web.Request) -> web.Response:
 ROUTES = [
     web.get(PATHS["health"], health),
     web.get(PATHS["openapi"], openapi),
-    *routes({**users.HANDLERS, **links.HANDLERS, **oauth.HANDLERS}),
+    *routes({**users.HANDLERS, **links.HANDLERS, **oauth.HANDLERS, **sessions.HANDLERS}),
     *links.ROUTES,
 ]
 

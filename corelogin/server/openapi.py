@@ -183,6 +183,11 @@ _RESULTS: dict[str, dict[str, Any]] = {
     "Login": {"$ref": "#/components/schemas/Login"},
     "integer": {"enum": [0, 1]},
     "OAuth": {"$ref": "#/components/schemas/Provider"},
+    "AuthToken": {
+        "type": "object",
+        "properties": {"auth_token": {"type": "string"}, "expires": {"type": "integer"}},
+        "required": ["auth_token", "expires"],
+    },
     "UserId": {
         "type": "object",
         "properties": {"user_id": {"type": "string"}},
@@ -205,6 +210,11 @@ _EXAMPLES: dict[str, dict[str, Any]] = {
     "resend_confirmation": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a"},
     "send_password_reset": {"email": "donna@example.com"},
     "reset_password": {"code": "x" * 43, "password": "a new passphrase"},
+    "login_with_auth_token": {"auth_token": "x" * 43},
+    "create_auth_token": {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a"},
+    "restore": {},
+    "is_valid_login": {},
+    "logout": {},
     **{
         name: {"user_id": "4f0e2a4c-9d7b-4c5e-8f6a-3b2d1c0e9f8a", "provider": "facebook", **more}
         for name, more in (
@@ -222,6 +232,7 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "app": [{"appKey": []}],
     "user": [{"appKey": [], "session": []}, {"appKey": [], "adminKey": []}],
     "admin": [{"appKey": [], "adminKey": []}],
+    "session": [{"appKey": [], "session": []}],
 }
 
 

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
+from corelogin.server.access import Caller, found, live_user, session_hash, target
+from corelogin.server.config import ServerConfig
 from corelogin.server.context import CONFIG, STORE
 from corelogin.server.envelope import ok
-from corelogin.server.store import LoginEvent, ProviderLink, SessionRecord, UserRecord
-from corelogin.server.tokens import hash_token, new_token
+from corelogin.server.store import (
+    CodeState,
+    LoginEvent,
+    ProviderLink,
+    SessionRecord,
+    Store,
+    UserRecord,
+)
+from corelogin.server.tokens import hash_token, new_code, new_token
+from corelogin.wire import ApiError, Status
 
-__all__ = ["login_json", "open_session", "provider_json"]
+__all__ = ["HANDLERS", "issue_auth_token", "login_json", "open_session", "provider_json"]
 
 USER_AGENT_MAX = 512
 
@@ -69,3 +79,64 @@ async def open_session(
         )
     await request.app[STORE].open_session(session, event)
     return ok(login_json(user, link), session={"token": token, "expires": int(expires)})
+
+
+# -- the calls of sessions -------------------------------------------------------------------
+
+
+async def restore(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    """The login object of the session sent (a saved one): a login without the password."""
+    user = await request.app[STORE].get_user(caller.scope, caller.user_id or "")
+    if user is None:  # the session is of another scope
+        raise ApiError(Status.SESSION_INVALID, "session missing, expired or revoked")
+    return ok(login_json(user))
+
+
+async def is_valid_login(
+    request: web.Request, caller: Caller, params: dict[str, Any]
+) -> web.Response:
+    token_hash = session_hash(request)
+    user_id = None if token_hash is None else await live_user(request, token_hash)
+    user = None if user_id is None else await request.app[STORE].get_user(caller.scope, user_id)
+    return ok(user is not None)
+
+
+async def logout(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    assert caller.session is not None
+    await request.app[STORE].end_session(caller.session)
+    return ok(True)
+
+
+async def issue_auth_token(store: Store, config: ServerConfig, user_id: str) -> dict[str, Any]:
+    """A one-time login token for ``user_id`` (kept hashed, like a mailed code)."""
+    token, record = new_code(user_id, "login", time.time(), config.auth_token_ttl_seconds)
+    await store.replace_code(record)
+    return {"auth_token": token, "expires": int(record.expires)}
+
+
+async def create_auth_token(
+    request: web.Request, caller: Caller, params: dict[str, Any]
+) -> web.Response:
+    user = found(await target(request, caller, params["user_id"]))
+    return ok(await issue_auth_token(request.app[STORE], request.app[CONFIG], user.user_id))
+
+
+async def login_with_auth_token(
+    request: web.Request, caller: Caller, params: dict[str, Any]
+) -> web.Response:
+    """Used once, however many try at the same time; 615 otherwise."""
+    store, code_hash = request.app[STORE], hash_token(params["auth_token"])
+    user = await store.code_user(code_hash)
+    state = await store.use_code(code_hash, "login", time.time())
+    if state is not CodeState.VALID or user is None or user.scope != caller.scope:
+        raise ApiError(Status.CODE_INVALID, "the auth token is invalid, expired or already used")
+    return await open_session(request, user)
+
+
+HANDLERS: Final = {
+    "restore": restore,
+    "is_valid_login": is_valid_login,
+    "logout": logout,
+    "create_auth_token": create_auth_token,
+    "login_with_auth_token": login_with_auth_token,
+}

@@ -122,8 +122,13 @@ _AUTH_UPDATE = Field(
     fields=(attrs.evolve(_CLIENT_ID, required=False), _ACCESS_TOKEN, _EXPIRY, _ID_TOKEN),
 )
 
-Access = Literal["app", "user", "admin"]
-Result = Literal["User", "Login", "integer", "string", "boolean", "OAuth", "UserId", "Expired"]
+_STAY = Field("stay_logged_in", kind=bool, required=False)
+_AUTH_TOKEN = Field("auth_token", max_chars=CODE_MAX_CHARS, printable=True)
+
+Access = Literal["app", "user", "admin", "session"]
+Result = Literal[
+    "User", "Login", "integer", "string", "boolean", "OAuth", "UserId", "Expired", "AuthToken"
+]
 
 
 @attrs.frozen
@@ -240,6 +245,7 @@ CALLS: Final[Mapping[str, Call]] = {
                 *_optional(_USERNAME, _EMAIL, _PASSWORD, _PROVIDER, _CLIENT_ID),
                 _ACCESS_TOKEN,
                 _ID_TOKEN,
+                _STAY,
             ),
             "Login",
             "log in by username or email with the password, or through a linked provider "
@@ -326,6 +332,44 @@ CALLS: Final[Mapping[str, Call]] = {
                 access="user",
             )
             for name, fields, result, summary, codes in _OAUTH_CALLS
+        ),
+        Call(
+            "login_with_auth_token",
+            (_AUTH_TOKEN, _STAY),
+            "Login",
+            "log in with a one-time token made by create_auth_token",
+            (Status.CODE_INVALID, *_SIZES, Status.TOO_MANY_REQUESTS),
+        ),
+        Call(
+            "create_auth_token",
+            (_USER_ID,),
+            "AuthToken",
+            "a one-time login token for a user (admin key): {auth_token, expires}",
+            (Status.NOT_ALLOWED, Status.USER_NOT_FOUND, *_SIZES),
+            access="admin",
+        ),
+        Call(
+            "restore",
+            (),
+            "Login",
+            "the login object of the session sent (a saved one, on the next start)",
+            (Status.SESSION_INVALID,),
+            access="session",
+        ),
+        Call(
+            "is_valid_login",
+            (),
+            "boolean",
+            "whether the session sent is live",
+            (),
+        ),
+        Call(
+            "logout",
+            (),
+            "boolean",
+            "end the session sent",
+            (Status.SESSION_INVALID,),
+            access="session",
         ),
     )
 }

@@ -13,7 +13,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
-from corelogin.wire import EXTRA_MAX_BYTES
+from corelogin.wire import EXTRA_MAX_BYTES, ApiError, Status
 
 __all__ = [
     "CodeRecord",
@@ -21,8 +21,12 @@ __all__ = [
     "DuplicateLinkError",
     "DuplicateUserError",
     "ExtraTooLarge",
+    "FailedLogin",
+    "LockoutRule",
     "LoginEvent",
     "ProviderLink",
+    "SessionLimit",
+    "SessionLimitReached",
     "SessionRecord",
     "Store",
     "StoreError",
@@ -127,7 +131,8 @@ class ProviderLink:
     created: float = 0.0
 
 
-Purpose = Literal["confirm", "reset"]
+# Codes of mailed links, and one-time login tokens (create_auth_token).
+Purpose = Literal["confirm", "reset", "login"]
 
 
 @attrs.frozen
@@ -176,6 +181,51 @@ class LoginEvent:
     at: float
     remote: str | None
     user_agent: str | None
+
+
+FailureReason = Literal["wrong password", "unknown user", "locked"]
+
+
+@attrs.frozen
+class FailedLogin:
+    """A failed login by username or email (never its password), kept for the lockout and
+    for the administrator. ``identifier`` is the key of what was tried (`username_key`, or
+    ``"@"`` and the `email_key`), whether or not a user has it."""
+
+    scope: str
+    identifier: str
+    at: float
+    remote: str | None
+    user_agent: str | None
+    reason: FailureReason
+
+
+@attrs.frozen
+class LockoutRule:
+    """``threshold`` failed logins of one identifier within ``window`` seconds lock it for
+    ``seconds`` (606)."""
+
+    threshold: int
+    window: float
+    seconds: float
+
+
+@attrs.frozen
+class SessionLimit:
+    """At most ``max_sessions`` live sessions per user (0: no limit); a login beyond them ends
+    the oldest (``evict``) or is refused (`SessionLimitReached`). A session is live until it
+    expires or has been idle ``idle_seconds`` (None: idleness does not count)."""
+
+    max_sessions: int = 0
+    evict: bool = False
+    idle_seconds: float | None = None
+
+
+class SessionLimitReached(ApiError):
+    """608: the user has as many live sessions as `SessionLimit` allows (and no ``evict``)."""
+
+    def __init__(self) -> None:
+        super().__init__(Status.LOGIN_LIMIT, "multiple-login limit reached")
 
 
 class Store(Protocol):
@@ -240,10 +290,49 @@ class Store(Protocol):
 
     async def set_active(self, user_id: str, active: bool) -> None: ...
 
-    async def open_session(self, session: SessionRecord, login: LoginEvent | None) -> None:
-        """Keep a new session and, for an active user, its login event, in one transaction."""
+    # The limit open_session applies unless given another (the server sets it from its
+    # configuration).
+    session_limit: SessionLimit
+
+    async def open_session(
+        self,
+        session: SessionRecord,
+        login: LoginEvent | None,
+        *,
+        limit: SessionLimit | None = None,
+    ) -> None:
+        """Keep a new session and, for an active user, its login event, in one transaction,
+        within ``limit`` (default `session_limit`): the count of the user's sessions live at
+        ``session.created``, and ending the oldest or raising `SessionLimitReached` (changing
+        nothing), are part of that transaction, so concurrent logins cannot overshoot."""
 
     async def login_events(self, user_id: str) -> list[LoginEvent]: ...
+
+    async def record_failure(self, failure: FailedLogin, rule: LockoutRule | None = None) -> bool:
+        """Keep a failed login. With ``rule``, decide in the same transaction: True when its
+        identifier is locked (the failure is kept with the reason ``"locked"``); else False,
+        and the failure locks the identifier for ``rule.seconds`` if it is the
+        ``rule.threshold``-th within ``rule.window`` seconds. After a lock, the count starts
+        again from zero."""
+
+    async def failures_since(self, scope: str, identifier: str, since: float) -> int:
+        """The failed logins that count towards a lockout: at or after ``since``, after the
+        last clear or lock, not refused as locked."""
+
+    async def clear_failures(
+        self, scope: str, identifier: str, *, unless_locked_at: float | None = None
+    ) -> bool:
+        """Reset the identifier's count and lift its lock (the failures stay on record). With
+        ``unless_locked_at``: False, changing nothing, when the identifier is locked then (in
+        the same transaction)."""
+
+    async def locked_until(self, scope: str, identifier: str, now: float) -> float | None:
+        """When the identifier's lock ends, if it is locked at ``now``."""
+
+    async def failed_logins(
+        self, scope: str, identifier: str | None = None, *, limit: int = 100
+    ) -> list[FailedLogin]:
+        """The newest failed logins of ``scope`` (of one identifier), newest first."""
 
     async def add_link(self, link: ProviderLink) -> None:
         """Keep a new link; raise `DuplicateLinkError` (changing nothing) when the user has
@@ -279,3 +368,6 @@ class Store(Protocol):
         """Record that the session was used at ``now``."""
 
     async def revoke_sessions(self, user_id: str) -> None: ...
+
+    async def end_session(self, token_hash: str) -> None:
+        """Delete one session (logout)."""

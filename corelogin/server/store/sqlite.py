@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import aiosqlite
+
 from corelogin.server.store.base import (
     CodeRecord,
     DuplicateUserError,
     LoginEvent,
+    SessionLimit,
+    SessionLimitReached,
     SessionRecord,
     UserChanges,
     UserRecord,
@@ -24,14 +28,17 @@ from corelogin.server.store.sqlite_base import (
     user_from_row,
 )
 from corelogin.server.store.sqlite_codes import SQLiteCodes
+from corelogin.server.store.sqlite_failures import SQLiteFailures
 from corelogin.server.store.sqlite_links import SQLiteLinks
 
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(SQLiteCodes, SQLiteLinks):
-    """The SQLite store: users and sessions here; codes and links in the classes it builds
-    on, over the connection of `SQLiteBase`."""
+class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
+    """The SQLite store: users and sessions here; codes, links and failed logins in the
+    classes it builds on, over the connection of `SQLiteBase`."""
+
+    session_limit: SessionLimit = SessionLimit()
 
     async def create_user(self, user: UserRecord, code: CodeRecord | None = None) -> None:
         try:
@@ -136,14 +143,17 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks):
                 "UPDATE users SET active = ? WHERE user_id = ?", (int(active), user_id)
             )
 
-    async def open_session(self, session: SessionRecord, login: LoginEvent | None) -> None:
-        async with self._write:
-            await self._open_session(session, login)
-
-    async def _open_session(self, session: SessionRecord, login: LoginEvent | None) -> None:
-        conn = self.conn
-        await conn.execute("BEGIN")
-        try:
+    async def open_session(
+        self,
+        session: SessionRecord,
+        login: LoginEvent | None,
+        *,
+        limit: SessionLimit | None = None,
+    ) -> None:
+        limit = self.session_limit if limit is None else limit
+        async with self._transaction() as conn:
+            if limit.max_sessions > 0:
+                await self._make_room(conn, session, limit)
             await conn.execute(
                 "INSERT INTO sessions (token_hash, user_id, created, last_seen, expires) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -161,10 +171,30 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks):
                     "VALUES (?, ?, ?, ?)",
                     (login.user_id, login.at, login.remote, login.user_agent),
                 )
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-        await conn.execute("COMMIT")
+
+    async def _make_room(
+        self, conn: aiosqlite.Connection, session: SessionRecord, limit: SessionLimit
+    ) -> None:
+        """In open_session's transaction: end the user's oldest live sessions, or raise
+        `SessionLimitReached`, so that ``session`` keeps them within ``limit``. Oldest is by
+        rowid, the order the transactions opened them in (concurrent logins may have read the
+        clock for ``created`` in another order)."""
+        now = session.created
+        sql = "SELECT rowid FROM sessions WHERE user_id = ? AND expires > ?"
+        args: tuple[object, ...] = (session.user_id, now)
+        if limit.idle_seconds is not None:
+            sql += " AND last_seen > ?"
+            args += (now - limit.idle_seconds,)
+        async with conn.execute(sql + " ORDER BY rowid", args) as cur:
+            live = [row[0] for row in await cur.fetchall()]
+        excess = len(live) + 1 - limit.max_sessions
+        if excess <= 0:
+            return
+        if not limit.evict:
+            raise SessionLimitReached()
+        await conn.executemany(
+            "DELETE FROM sessions WHERE rowid = ?", [(rowid,) for rowid in live[:excess]]
+        )
 
     async def login_events(self, user_id: str) -> list[LoginEvent]:
         async with self.conn.execute(
@@ -188,6 +218,10 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks):
             await self.conn.execute(
                 "UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, token_hash)
             )
+
+    async def end_session(self, token_hash: str) -> None:
+        async with self._write:
+            await self.conn.execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
     async def revoke_sessions(self, user_id: str) -> None:
         async with self._write:

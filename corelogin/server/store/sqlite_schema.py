@@ -78,4 +78,27 @@ MIGRATIONS: Final = (
     );
     CREATE UNIQUE INDEX provider_identity ON provider_links (scope, provider, client_id);
     """,
+    # 5: failed logins by username or email (known or not), and the lockout of each identifier:
+    # the failures after counted_after (a failed_logins id, never reused) count; locked until
+    # locked_until.
+    """
+    CREATE TABLE failed_logins (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        scope      TEXT NOT NULL,
+        identifier TEXT NOT NULL,
+        at         REAL NOT NULL,
+        remote     TEXT,
+        user_agent TEXT,
+        reason     TEXT NOT NULL
+    );
+    CREATE INDEX failed_logins_identifier ON failed_logins (scope, identifier, at);
+    CREATE INDEX failed_logins_at ON failed_logins (scope, at);
+    CREATE TABLE lockouts (
+        scope         TEXT NOT NULL,
+        identifier    TEXT NOT NULL,
+        counted_after INTEGER NOT NULL,
+        locked_until  REAL,
+        PRIMARY KEY (scope, identifier)
+    );
+    """,
 )
