@@ -65,7 +65,16 @@ def init(
     otherwise; see `Core` for the modes. ``admin_key`` lets trusted back-end code act on any
     user of the scope: never ship it in a game.
     """
-    return Core(server, key, scope, timeout, deliver=deliver, retries=retries, admin_key=admin_key)
+    return Core(
+        server,
+        key,
+        scope,
+        timeout,
+        deliver=deliver,
+        retries=retries,
+        admin_key=admin_key,
+        session_store=session_store,
+    )
 
 
 class Core:

@@ -23,6 +23,15 @@ if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites i
 pytest_plugins = ["tests.mailserver", "tests.jwks"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_data_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A Core's default session store is a file in the user's data directory: never the real
+    one of whoever runs the tests."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("user-data")))
+        yield
+
+
 @pytest.fixture
 def server_config(tmp_path: Path) -> ServerConfig:
     return server_config_for(tmp_path / "corelogin.sqlite3")

@@ -216,3 +216,16 @@ def test_tk_login_quits_by_itself_when_it_runs_out_of_time(display: str) -> None
     done = run_tk(display, "--timeout", "0.01")
     assert done.returncode == 1
     assert "Logged in" not in done.stdout
+
+
+def test_stay_logged_in_restores_on_the_next_start_without_a_password(tmp_path: Path) -> None:
+    store = tmp_path / "sessions.json"
+    out = succeeded(run_sample("stay_logged_in.py", "--store", str(store)))
+
+    lines = out.splitlines()
+    assert lines[0] == "no saved login: logging in with the password, staying logged in"
+    assert lines[2] == "saved login found: restoring it (no password)"
+    assert lines[1].replace("login:", "restore:") == lines[3]  # the same player, twice
+    assert lines[4] == "logged out: True; saved login kept: False"
+    assert oct(store.stat().st_mode & 0o777) == "0o600"
+    assert '"sessions": {}' in store.read_text()

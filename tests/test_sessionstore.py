@@ -262,21 +262,6 @@ def test_parent_is_a_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     assert len(_warnings(caplog)) == 1
 
 
-@posix_only
-@pytest.mark.skipif(
-    sys.platform != "win32" and os.geteuid() == 0,
-    reason="chmod does not stop root; test_directory_in_place_of_the_file covers the same path",
-)
-def test_permission_denied(store: FileSessionStore, caplog: pytest.LogCaptureFixture) -> None:
-    store.save(KEY, TOKEN)
-    store.path.chmod(0o000)
-    assert store.load(KEY) is None
-    assert len(_warnings(caplog)) == 1
-    store.save(KEY, "new")  # the directory is ours: the file is replaced
-    assert store.load(KEY) == "new"
-    assert _mode(store.path) == 0o600
-
-
 # -- concurrency -------------------------------------------------------------------------------
 
 WRITER = """

@@ -11,7 +11,16 @@ from corelogin.server import links, oauth, sessions, users
 from corelogin.server.calls import routes
 from corelogin.server.config import ServerConfig
 from corelogin.server.connections import SERVER_NAME
-from corelogin.server.context import BACKGROUND, CONFIG, HASHER, LIMITS, MAILER, PROVERS, STORE
+from corelogin.server.context import (
+    BACKGROUND,
+    CONFIG,
+    HASHER,
+    LIMITS,
+    MAILER,
+    PROVERS,
+    RATE_LIMITS,
+    STORE,
+)
 from corelogin.server.envelope import envelope_middleware
 from corelogin.server.limits import RateLimit
 from corelogin.server.logsafety import install as keep_secrets_out_of_logs
@@ -20,7 +29,9 @@ from corelogin.server.mailtemplates import templates
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.proof.policies import make_provers
+from corelogin.server.ratelimits import RateLimits
 from corelogin.server.store import Store, open_store
+from corelogin.server.store.base import SessionLimit
 from corelogin.wire import MAX_BODY_BYTES, PATHS
 
 __all__ = ["ROUTES", "create_app"]
@@ -61,6 +72,11 @@ def create_app(
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_middleware])
     app[CONFIG] = config
     app[STORE] = store or open_store(config.db)
+    app[STORE].session_limit = SessionLimit(
+        config.max_sessions_per_user,
+        evict=config.session_limit_policy == "evict_oldest",
+        idle_seconds=config.session_idle_seconds,
+    )
     app[HASHER] = hasher or PasswordHasher(
         workers=config.hash_workers,
         queue=config.hash_queue,
@@ -74,6 +90,7 @@ def create_app(
         RateLimit(config.mails_per_address_per_minute, 60, "mails asked for from this address"),
         RateLimit(1, config.reset_interval_seconds, "password resets for this address"),
     )
+    app[RATE_LIMITS] = RateLimits(config.rate_limit_per_minute)
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(_server_header)
     app.add_routes(ROUTES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,7 +14,10 @@ from corelogin.server.passwords import PasswordHasher
 from corelogin.server.proof.policies import Prover
 from corelogin.server.store import Store
 
-__all__ = ["BACKGROUND", "CONFIG", "HASHER", "LIMITS", "MAILER", "PROVERS", "STORE"]
+if TYPE_CHECKING:  # it reads RATE_LIMITS from here
+    from corelogin.server.ratelimits import RateLimits
+
+__all__ = ["BACKGROUND", "CONFIG", "HASHER", "LIMITS", "MAILER", "PROVERS", "RATE_LIMITS", "STORE"]
 
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", Store)
@@ -26,3 +30,5 @@ BACKGROUND = web.AppKey("background", set[asyncio.Task[None]])
 LIMITS = web.AppKey("limits", tuple[RateLimit, RateLimit])
 # The proof of each configured OAuth provider, by name.
 PROVERS: web.AppKey[dict[str, Prover]] = web.AppKey("provers")
+# Calls per client address and kind (login, create, resend, reset): 829 beyond them.
+RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")

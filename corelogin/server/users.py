@@ -13,21 +13,22 @@ from typing import Any, Final, Literal
 import attrs
 from aiohttp import web
 
+from corelogin.server import lockout
 from corelogin.server.access import Caller, found, not_disabled, target
 from corelogin.server.context import CONFIG, HASHER, STORE
 from corelogin.server.envelope import ok
 from corelogin.server.links import confirmation_mail, send_confirmation
 from corelogin.server.oauth import provider_login
 from corelogin.server.policy import check_new_password, check_new_username
+from corelogin.server.ratelimits import check_rate
 from corelogin.server.sessions import open_session
 from corelogin.server.store import (
     DuplicateUserError,
     ExtraTooLarge,
     UserChanges,
     UserRecord,
-    email_key,
-    username_key,
 )
+from corelogin.server.store.base import FailureReason
 from corelogin.wire import ApiError, Status
 
 __all__ = ["HANDLERS", "user_json"]
@@ -57,6 +58,7 @@ def _account(scope: str, who: str) -> str:
 
 
 async def create(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    check_rate(request, "create")
     config, store = request.app[CONFIG], request.app[STORE]
     check_new_username(params["username"])
     await check_new_password(
@@ -95,6 +97,7 @@ async def create(request: web.Request, caller: Caller, params: dict[str, Any]) -
 
 
 async def login(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
+    check_rate(request, "login")
     if "provider" in params:
         return await provider_login(request, caller, params)
     store, hasher = request.app[STORE], request.app[HASHER]
@@ -102,12 +105,16 @@ async def login(request: web.Request, caller: Caller, params: dict[str, Any]) ->
     user = await store.find_user(caller.scope, username=username, email=email)
     # Exactly one argon2 verification whether or not the user exists (DESIGN.md §4).
     password = params["password"]
-    who = username_key(username) if username else "@" + email_key(params["email"])
+    who = lockout.identifier(username, email)
     # A user a provider signed up has no password: checked like an unknown one.
     stored = None if user is None or not user.password_hash else user.password_hash
+    # The lockout (606) is decided after the check, so that the hasher runs either way.
     if not await hasher.verify(stored, password, account=_account(caller.scope, who)):
+        reason: FailureReason = "unknown user" if user is None else "wrong password"
+        await lockout.failed(request, caller.scope, who, reason)
         raise ApiError(Status.INVALID_CREDENTIALS, INVALID_CREDENTIALS)
     assert user is not None
+    await lockout.succeeded(request, caller.scope, who)
     if hasher.needs_rehash(user.password_hash):
         await store.set_password_hash(user.user_id, await hasher.hash(password))
 
@@ -174,6 +181,8 @@ async def update(request: web.Request, caller: Caller, params: dict[str, Any]) -
         raise ApiError(Status.USER_EXISTS, DUPLICATE) from None
     except ExtraTooLarge as exc:
         raise ApiError(Status.TOO_LONG, str(exc)) from None
+    if changes.get("active") is True:  # the admin key unlocks (606) the username and email
+        await lockout.unlock(request.app[STORE], user, updated or user)
     # None: deleted meanwhile (a session gets 610 from target, the admin key 604).
     return ok(user_json(found(updated or await target(request, caller, user.user_id))))
 

@@ -39,12 +39,13 @@ class SQLiteFailures(SQLiteBase):
             row = await self._fetchone(
                 _COUNTED, (scope, identifier, now - rule.window, counted_after)
             )
-            # More than the threshold without a lock: the threshold was lowered since.
-            locked = row[0] >= rule.threshold
+            counted = int(row[0])
+            # As many as the threshold without a lock: the threshold was lowered since.
+            locked = counted >= rule.threshold
             failure_id = await self._insert_failure(
                 conn, attrs.evolve(failure, reason="locked") if locked else failure
             )
-            if locked or row[0] + 1 >= rule.threshold:
+            if locked or counted + 1 >= rule.threshold:
                 # Locked from now; once it ends, the count starts again from zero.
                 await self._set_lockout(conn, scope, identifier, failure_id, now + rule.seconds)
             return locked
