@@ -241,6 +241,25 @@ async def test_the_store_refuses_beyond_the_limit_changing_nothing(store: SQLite
     await store.open_session(session("d", NOW + 2, user_id="u2"), None, limit=limit)
 
 
+@pytest.mark.parametrize("evict", [False, True])
+async def test_concurrent_opens_in_the_store_keep_within_the_limit(
+    store: SQLiteStore, evict: bool
+) -> None:
+    limit = SessionLimit(2, evict=evict)
+
+    async def open_one(i: int) -> bool:
+        try:
+            await store.open_session(session(f"t{i}", NOW + i / 100), None, limit=limit)
+        except SessionLimitReached:
+            return False
+        return True
+
+    opened = await asyncio.gather(*(open_one(i) for i in range(20)))
+
+    assert opened.count(True) == (20 if evict else 2)
+    assert len(await hashes(store, *(f"t{i}" for i in range(20)))) == 2
+
+
 async def test_the_store_evicts_the_first_opened_whatever_its_clock_said(
     store: SQLiteStore,
 ) -> None:
