@@ -253,6 +253,8 @@ class Core:
                 apply = partial(self._open_session, result, session, body.get("stay_logged_in"))
             elif spec.name == "restore":
                 apply = partial(self._restored, result, token)
+            elif spec.name == "is_valid_login" and result is False and token is not None:
+                apply = partial(self._session_gone, request, token)
             elif spec.about_a_user:
                 apply = partial(self._user_changed, spec.name, body["user_id"], result)
         except ApiError as exc:

@@ -99,9 +99,9 @@ def _config() -> schemathesis.Config:
                     ],
                 },
             },
-            # A reset code is valid only if the server mailed it, and the form's two passwords
-            # must be equal, which no schema can say: a well-formed code is refused with 615 on
-            # a 400, and the form comes back with a 400 (the two exceptions).
+            # A reset code or an auth token is valid only if the server made it, and the form's
+            # two passwords must be equal, which no schema can say: a well-formed code is
+            # refused with 615 on a 400, and the form comes back with a 400 (the exceptions).
             "operations": [
                 {
                     "include-operation-id": operation,
@@ -111,7 +111,11 @@ def _config() -> schemathesis.Config:
                         },
                     },
                 }
-                for operation in ("users.reset_password", "reset.submit")
+                for operation in (
+                    "users.reset_password",
+                    "users.login_with_auth_token",
+                    "reset.submit",
+                )
             ],
         }
     )

@@ -62,6 +62,22 @@ async def open_core(
     )
 
 
+def read(path: Path) -> str:
+    return path.read_text()
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def names_in(directory: Path) -> list[str]:
+    return [p.name for p in directory.iterdir()]
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
 def key_of(core: corelogin.Core) -> str:
     return f"{core.server.rstrip('/')}|{core.scope}"
 
@@ -97,7 +113,8 @@ async def stay_logged_in(core: corelogin.Core, username: str = "Donna") -> str:
     )
     assert event.error is None, event
     token = core._session_token
-    assert isinstance(token, str) and token
+    assert isinstance(token, str)
+    assert token
     return token
 
 
@@ -117,9 +134,9 @@ async def test_stay_logged_in_restores_in_a_new_core_and_another_process(
     donna = await make_user(first, "Donna")
     token = await stay_logged_in(first)
 
-    assert stat.S_IMODE(store_path.stat().st_mode) == 0o600
-    assert token in store_path.read_text()
-    assert all(token not in p.name for p in store_path.parent.iterdir())
+    assert mode_of(store_path) == 0o600
+    assert token in read(store_path)
+    assert all(token not in name for name in names_in(store_path.parent))
 
     store = corelogin.FileSessionStore(store_path)
     again = await open_core(cores, server.url, store)
@@ -137,7 +154,8 @@ async def test_stay_logged_in_restores_in_a_new_core_and_another_process(
     assert again._session_token == token
     assert [e.name for e in restored.events] == ["restore"]
     valid = await again.users.is_valid_login()
-    assert valid.error is None and valid.result is True
+    assert valid.error is None
+    assert valid.result is True
 
     for text in (repr(again), repr(first), repr(store), repr(first_store), repr(event)):
         assert token not in text
@@ -184,11 +202,12 @@ async def test_a_login_without_stay_logged_in_keeps_what_is_saved(
         {"username": "Tina", "password": PASSWORD, "stay_logged_in": False}
     )
 
-    assert plain.error is None and explicit.error is None
+    assert plain.error is None
+    assert explicit.error is None
     assert core.users.logged_in_user is not None
     assert core.users.logged_in_user.user_id == tina.user_id
     assert core._session_token not in (None, saved)
-    assert core._session_token not in store_path.read_text()
+    assert core._session_token not in read(store_path)
     assert corelogin.FileSessionStore(store_path).load(key_of(core)) == saved
 
 
@@ -204,7 +223,8 @@ async def revoke_by_logout_elsewhere(
     elsewhere.save(key_of(other), token)
     assert (await other.users.restore()).error is None
     event = await other.users.logout()
-    assert event.error is None and event.result is True, event
+    assert event.error is None, event
+    assert event.result is True
 
 
 async def revoke_by_password_change(
@@ -218,9 +238,7 @@ async def revoke_by_password_change(
     assert event.error is None, event
 
 
-async def revoke_by_deactivation(
-    cores: AsyncExitStack, url: str, user_id: str, token: str
-) -> None:
+async def revoke_by_deactivation(cores: AsyncExitStack, url: str, user_id: str, token: str) -> None:
     admin = await open_core(cores, url, corelogin.MemorySessionStore(), admin_key=ADMIN_KEY)
     event = await admin.users.update({"user_id": user_id, "update": {"active": False}})
     assert event.error is None, event
@@ -258,7 +276,7 @@ async def test_restore_of_a_revoked_session_gives_609_and_forgets_it(
     assert event.status == 609, event
     assert event.result is None
     assert core.users.has_saved_login is False
-    assert token not in store_path.read_text()
+    assert token not in read(store_path)
     assert len(expired.events) == 1
     assert expired.events[0].status == 609
     assert restored.events == []
@@ -320,7 +338,7 @@ async def test_logout_with_the_server_stopped_clears_everything_and_reports_815(
     assert event.status == 815, event
     assert core.users.logged_in_user is None
     assert core.users.has_saved_login is False
-    assert token not in store_path.read_text()
+    assert token not in read(store_path)
     assert [e.status for e in logged_out.events] == [815]
 
 
@@ -345,7 +363,7 @@ async def test_logout_after_a_restore_with_the_server_stopped_reports_815(
     assert event.status == 815, event
     assert core.users.logged_in_user is None
     assert core.users.has_saved_login is False
-    assert token not in store_path.read_text()
+    assert token not in read(store_path)
     assert len(logged_out.events) == 1
 
 
@@ -359,10 +377,11 @@ async def test_logout_revokes_the_session_on_the_server(
 
     event = await core.users.logout()
 
-    assert event.error is None and event.result is True, event
+    assert event.error is None, event
+    assert event.result is True
     assert core.users.logged_in_user is None
     assert core.users.has_saved_login is False
-    assert token not in store_path.read_text()
+    assert token not in read(store_path)
     assert [e.result for e in logged_out.events] == [True]
     elsewhere = corelogin.MemorySessionStore()
     other = await open_core(cores, server.url, elsewhere)
@@ -380,10 +399,11 @@ async def test_logout_keeping_the_saved_copy(
 
     event = await core.users.logout(clear_saved=False)
 
-    assert event.error is None and event.result is True, event
+    assert event.error is None, event
+    assert event.result is True
     assert core.users.logged_in_user is None
     assert core.users.has_saved_login is True
-    assert token in store_path.read_text()
+    assert token in read(store_path)
 
 
 async def test_logout_without_a_session_is_true_without_the_network(
@@ -394,7 +414,8 @@ async def test_logout_without_a_session_is_true_without_the_network(
 
     event = await core.users.logout()
 
-    assert event.error is None and event.result is True, event
+    assert event.error is None, event
+    assert event.result is True
     assert len(logged_out.events) == 1
 
 
@@ -411,8 +432,9 @@ async def test_restore_with_nothing_saved_is_804_and_is_valid_login_false_offlin
     valid = await core.users.is_valid_login()
 
     assert restore.status == 804, restore
-    assert valid.error is None and valid.result is False, valid
-    assert not store_path.exists()
+    assert valid.error is None, valid
+    assert valid.result is False
+    assert not exists(store_path)
 
 
 # -- 7. one-time auth tokens ------------------------------------------------------------------
@@ -453,7 +475,8 @@ async def test_create_auth_token_needs_the_admin_key(
     assert unknown.status == 604, unknown
     assert minted.error is None, minted
     assert set(minted.result) == {"auth_token", "expires"}
-    assert isinstance(minted.result["auth_token"], str) and minted.result["auth_token"]
+    assert isinstance(minted.result["auth_token"], str)
+    assert minted.result["auth_token"]
     assert before + 299 <= minted.result["expires"] <= time.time() + 301
 
 
@@ -473,7 +496,8 @@ async def test_an_auth_token_logs_in_once(
     assert core.users.logged_in_user == event.result
     assert len(logins.events) == 1
     own = await core.users.get({"user_id": donna.user_id})
-    assert own.error is None and own.result.user_id == donna.user_id
+    assert own.error is None
+    assert own.result.user_id == donna.user_id
     assert (await core.users.isValidLogin()).result is True
 
     again = await core.users.login_with_auth_token({"auth_token": token})
@@ -539,10 +563,12 @@ async def test_login_with_auth_token_can_stay_logged_in(
 
     assert event.error is None, event
     session = core._session_token
-    assert session is not None and session in store_path.read_text()
+    assert session is not None
+    assert session in read(store_path)
     after = await open_core(cores, server.url, corelogin.FileSessionStore(store_path))
     restored = await after.users.restore()
-    assert restored.error is None and restored.result.user_id == donna.user_id
+    assert restored.error is None
+    assert restored.result.user_id == donna.user_id
 
 
 def test_the_lua_names_of_the_session_calls_are_the_same_functions() -> None:
@@ -589,10 +615,64 @@ async def test_a_store_that_raises_never_breaks_login_or_logout(
     restore = await core.users.restore()
     assert restore.status == 804, restore
     logout = await core.users.logout()
-    assert logout.error is None and logout.result is True, logout
+    assert logout.error is None, logout
+    assert logout.result is True
     assert core.users.logged_in_user is None
 
     failures = [r for r in caplog.records if "session store" in r.getMessage()]
     assert any("save()" in r.getMessage() for r in failures)
     assert any("load()" in r.getMessage() for r in failures)
     assert all(r.levelno >= logging.WARNING for r in failures)
+
+
+async def test_a_try_from_another_scope_does_not_use_up_the_auth_token(
+    server: RunningServer, cores: AsyncExitStack
+) -> None:
+    core = await open_core(cores, server.url, corelogin.MemorySessionStore())
+    donna = await make_user(core, "Donna")
+    token = await mint(cores, server.url, donna.user_id)
+    other_scope = await open_core(cores, server.url, corelogin.MemorySessionStore(), scope="b")
+    assert (await other_scope.users.login_with_auth_token({"auth_token": token})).status == 615
+
+    event = await core.users.login_with_auth_token({"auth_token": token})
+
+    assert event.error is None, event
+    assert event.result.user_id == donna.user_id
+
+
+async def test_logout_of_a_session_the_server_ended_already_is_true(
+    server: RunningServer, cores: AsyncExitStack, store_path: Path
+) -> None:
+    """Either way the session is over: what the user asked for holds."""
+    core = await open_core(cores, server.url, corelogin.FileSessionStore(store_path))
+    await make_user(core, "Donna")
+    token = await stay_logged_in(core)
+    await revoke_by_logout_elsewhere(cores, server.url, "", token)
+
+    event = await core.users.logout()
+
+    assert event.result is True, event
+    assert core.users.logged_in_user is None
+    assert core.users.has_saved_login is False
+
+
+async def test_is_valid_login_false_for_a_dead_saved_session_forgets_it_once(
+    server: RunningServer,
+    cores: AsyncExitStack,
+    store_path: Path,
+    received: Callable[[Any, corelogin.Core], Received],
+) -> None:
+    first = await open_core(cores, server.url, corelogin.FileSessionStore(store_path))
+    await make_user(first, "Donna")
+    token = await stay_logged_in(first)
+    await revoke_by_logout_elsewhere(cores, server.url, "", token)
+    later = await open_core(cores, server.url, corelogin.FileSessionStore(store_path))
+    expired = received(signals.session_expired, later)
+
+    valid = await later.users.is_valid_login()
+    again = await later.users.is_valid_login()
+
+    assert (valid.result, again.result) == (False, False)
+    assert later.users.has_saved_login is False
+    assert token not in read(store_path)
+    assert len(expired.events) == 1

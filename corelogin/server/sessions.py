@@ -102,8 +102,10 @@ async def is_valid_login(
 
 
 async def logout(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
-    assert caller.session is not None
-    await request.app[STORE].end_session(caller.session)
+    """True whether or not the session was still live: either way it is over."""
+    token_hash = session_hash(request)
+    if token_hash is not None:
+        await request.app[STORE].end_session(token_hash)
     return ok(True)
 
 
@@ -127,10 +129,15 @@ async def login_with_auth_token(
     """Used once, however many try at the same time; 615 otherwise."""
     store, code_hash = request.app[STORE], hash_token(params["auth_token"])
     user = await store.code_user(code_hash)
-    state = await store.use_code(code_hash, "login", time.time())
-    if state is not CodeState.VALID or user is None or user.scope != caller.scope:
-        raise ApiError(Status.CODE_INVALID, "the auth token is invalid, expired or already used")
+    # A try from another scope must not use the token up.
+    if user is None or user.scope != caller.scope:
+        raise ApiError(Status.CODE_INVALID, BAD_AUTH_TOKEN)
+    if await store.use_code(code_hash, "login", time.time()) is not CodeState.VALID:
+        raise ApiError(Status.CODE_INVALID, BAD_AUTH_TOKEN)
     return await open_session(request, user)
+
+
+BAD_AUTH_TOKEN: Final = "the auth token is invalid, expired or already used"
 
 
 HANDLERS: Final = {

@@ -353,7 +353,7 @@ CALLS: Final[Mapping[str, Call]] = {
             (),
             "Login",
             "the login object of the session sent (a saved one, on the next start)",
-            (Status.SESSION_INVALID,),
+            (Status.SESSION_INVALID, *_SIZES),
             access="session",
         ),
         Call(
@@ -361,15 +361,14 @@ CALLS: Final[Mapping[str, Call]] = {
             (),
             "boolean",
             "whether the session sent is live",
-            (),
+            _SIZES,
         ),
         Call(
             "logout",
             (),
             "boolean",
-            "end the session sent",
-            (Status.SESSION_INVALID,),
-            access="session",
+            "end the session sent (true also when it had ended already)",
+            _SIZES,
         ),
     )
 }

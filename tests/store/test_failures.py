@@ -173,6 +173,28 @@ async def test_concurrent_failures_lock_at_exactly_the_threshold(
     ]
 
 
+async def test_two_stores_on_one_file_count_each_others_failures(
+    store: SQLiteStore, path: Path
+) -> None:
+    """As two server instances do: each decision is a write transaction of the database."""
+    rule = LockoutRule(threshold=5, window=60, seconds=300)
+    other = SQLiteStore(str(path))
+    await other.open()
+    try:
+        decisions = await asyncio.gather(
+            *(
+                (store, other)[i % 2].record_failure(failure(NOW + i / 1000), rule)
+                for i in range(20)
+            )
+        )
+        assert await other.locked_until("s", "donna", NOW + 1) is not None
+    finally:
+        await other.close()
+
+    assert decisions.count(False) == 5
+    assert rows(path, "SELECT count(*) FROM failed_logins WHERE reason = 'locked'") == [(15,)]
+
+
 async def test_a_lower_threshold_locks_an_identifier_already_past_it(store: SQLiteStore) -> None:
     for i in range(4):
         await store.record_failure(failure(NOW + i))  # counted, with no rule yet
