@@ -137,7 +137,7 @@ async def login_with_auth_token(
     return await open_session(request, user)
 
 
-BAD_AUTH_TOKEN: Final = "the auth token is invalid, expired or already used"
+BAD_AUTH_TOKEN: Final = "the auth token is invalid, expired or already used"  # noqa: S105
 
 
 HANDLERS: Final = {
