@@ -70,6 +70,7 @@ _PARSERS: Final[Mapping[str, Callable[[Any], Any]]] = {
     "integer": _exactly(int),
     "string": _exactly(str),
     "boolean": _exactly(bool),
+    "flag": _exactly(bool),
 }
 
 # The signal each call sends on success and on failure.

@@ -200,6 +200,7 @@ _RESULTS: dict[str, dict[str, Any]] = {
     },
     "string": _STR,
     "boolean": {"const": True},
+    "flag": {"type": "boolean"},
 }
 _EXAMPLES: dict[str, dict[str, Any]] = {
     "create": {"username": "Donna", "password": "correct horse", "email": "donna@example.com"},

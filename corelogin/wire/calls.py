@@ -127,7 +127,16 @@ _AUTH_TOKEN = Field("auth_token", max_chars=CODE_MAX_CHARS, printable=True)
 
 Access = Literal["app", "user", "admin", "session"]
 Result = Literal[
-    "User", "Login", "integer", "string", "boolean", "OAuth", "UserId", "Expired", "AuthToken"
+    "User",
+    "Login",
+    "integer",
+    "string",
+    "boolean",
+    "flag",
+    "OAuth",
+    "UserId",
+    "Expired",
+    "AuthToken",
 ]
 
 
@@ -359,7 +368,7 @@ CALLS: Final[Mapping[str, Call]] = {
         Call(
             "is_valid_login",
             (),
-            "boolean",
+            "flag",
             "whether the session sent is live",
             _SIZES,
         ),
