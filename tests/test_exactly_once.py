@@ -514,3 +514,64 @@ def test_every_call_is_delivered_exactly_once_whatever_happens(
             assert event.status != Status.CANCELLED
     if deliver == "thread":  # every listener on the one I/O thread (or, after close, right here)
         assert len({ident for made in calls for ident in made.listener.threads} - {main}) <= 1
+
+
+# The session calls of issue 10, and what each may end with (besides 817 when cancelled or
+# closed): restore and is_valid_login may be decided without the network.
+SESSION_CALLS: dict[str, set[int | None]] = {
+    "login_stay": {None},
+    "restore": {None, Status.MISSING, Status.SESSION_INVALID},
+    "is_valid_login": {None},
+    "logout": {None},
+    "login_with_auth_token": {Status.CODE_INVALID},
+}
+
+
+@pytest.mark.usefixtures("tiny_switch_interval")
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    calls=st.lists(
+        st.tuples(st.sampled_from(sorted(SESSION_CALLS)), st.booleans()), min_size=1, max_size=8
+    ),
+    close_early=st.booleans(),
+    deliver=st.sampled_from(["frame", "thread"]),
+)
+def test_the_session_calls_are_delivered_exactly_once(
+    live_url: str,
+    calls: list[tuple[str, bool]],
+    close_early: bool,
+    deliver: Literal["frame", "thread"],
+) -> None:
+    """Logins that stay, restores, validity checks, logouts and auth-token logins, some decided
+    at once, some cancelled, some cut short by close(): one event each, whatever the mix."""
+    core = corelogin.init(
+        live_url, APP_KEY, deliver=deliver, session_store=corelogin.MemorySessionStore()
+    )
+    made: list[tuple[str, Listener, corelogin.Request]] = []
+    try:
+        for name, cancel in calls:
+            listener = Listener()
+            if name == "login_stay":
+                request = core.users.login({**LOGIN, "stay_logged_in": True}, listener)
+            elif name == "login_with_auth_token":
+                request = core.users.login_with_auth_token({"auth_token": "x" * 43}, listener)
+            else:
+                request = getattr(core.users, name)(listener)
+            if cancel:
+                request.cancel()
+            made.append((name, listener, request))
+        if close_early:
+            core.close()
+        assert core.wait(timeout=30)
+    finally:
+        core.close()
+    for name, listener, request in made:
+        assert len(listener.events) == 1, f"{name}: delivered {len(listener.events)} times"
+        [event] = listener.events
+        assert event is request.result(timeout=1)
+        assert event.name == ("login" if name == "login_stay" else name)
+        assert event.status in SESSION_CALLS[name] | {Status.CANCELLED}, (name, event)
