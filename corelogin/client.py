@@ -258,7 +258,7 @@ class Core:
             elif spec.about_a_user:
                 apply = partial(self._user_changed, spec.name, body["user_id"], result)
         except ApiError as exc:
-            event = _failure(request, exc.status, exc.message)
+            event = _failure(request, exc.status, exc.message, exc.retry_after)
             if exc.status == Status.SESSION_INVALID and token is not None:
                 apply = partial(self._session_gone, request, token)
         except ValueError as exc:
@@ -594,8 +594,16 @@ _ASYNC_IN_FRAME_MODE = (
 )
 
 
-def _failure(request: Request, status: int, message: str) -> Event:
-    return Event(request.name, error=message, status=int(status), tt=request._elapsed_ms())
+def _failure(
+    request: Request, status: int, message: str, retry_after: int | None = None
+) -> Event:
+    return Event(
+        request.name,
+        error=message,
+        status=int(status),
+        tt=request._elapsed_ms(),
+        retry_after=retry_after,
+    )
 
 
 def _check_timeout(value: Any) -> float:

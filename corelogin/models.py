@@ -186,6 +186,9 @@ class Event(_Table):
     status: int | None = None
     result: Any = None
     tt: float = 0.0
+    # 829: the seconds the server asked to wait before trying again (its Retry-After). The SDK
+    # never retries a call by itself once the server has it.
+    retry_after: int | None = None
 
     @property
     def is_error(self) -> bool:

@@ -57,7 +57,11 @@ class Transport:
             try:
                 async with self._client().post(url, data=data, headers=headers) as response:
                     raw = await response.read()
-                    return decode(response.status, raw)
+                    try:
+                        return decode(response.status, raw)
+                    except ApiError as exc:
+                        exc.retry_after = _retry_after(response.headers.get("Retry-After"))
+                        raise
             except aiohttp.ClientConnectorError as exc:
                 # Nothing reached the server: safe to try again.
                 if attempt >= self._retry.attempts:
@@ -89,6 +93,13 @@ class Transport:
             # The synchronous part of aiohttp's connector close; with the loop gone it only
             # marks the connector closed and forgets its connections.
             connector._close()
+
+
+def _retry_after(value: str | None) -> int | None:
+    """Retry-After in seconds (829); the HTTP-date form is not used by corelogin."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
 
 
 def decode(http_status: int, raw: bytes) -> dict[str, Any]:

@@ -39,6 +39,7 @@ def test_event_reads_as_attributes_and_as_a_mapping() -> None:
         "status": 603,
         "result": None,
         "tt": 12.5,
+        "retry_after": None,
     }
     assert event.is_error is True
     assert Event("login", result=1).is_error is False
