@@ -594,9 +594,7 @@ _ASYNC_IN_FRAME_MODE = (
 )
 
 
-def _failure(
-    request: Request, status: int, message: str, retry_after: int | None = None
-) -> Event:
+def _failure(request: Request, status: int, message: str, retry_after: int | None = None) -> Event:
     return Event(
         request.name,
         error=message,

@@ -25,6 +25,7 @@ from corelogin.server.mail import Mailer, MailError, message
 from corelogin.server.mailtemplates import check_template, render
 from corelogin.server.pages import page
 from corelogin.server.policy import check_new_password
+from corelogin.server.ratelimits import check_rate
 from corelogin.server.store import CodeRecord, CodeState, UserRecord, email_key
 from corelogin.server.tokens import hash_token, new_code
 from corelogin.wire import PATHS, ApiError, Status, check_params
@@ -100,6 +101,7 @@ async def resend_confirmation(
     request: web.Request, caller: Caller, params: dict[str, Any]
 ) -> web.Response:
     store = request.app[STORE]
+    check_rate(request, "resend_confirmation")
     request.app[LIMITS][0].hit(request.remote or "")
     user = await store.get_user(caller.scope, params["user_id"])
     settings = None if user is None else await store.confirmation_settings(user.user_id)
@@ -154,6 +156,7 @@ async def send_password_reset(
     (the limits, one lookup); the code and the mail are made in the background."""
     app = request.app
     require_mailer(app)
+    check_rate(request, "send_password_reset")
     by_address, by_email = app[LIMITS]
     by_address.hit(request.remote or "")
     email = params["email"]

@@ -11,6 +11,7 @@ from corelogin.server.access import Caller, found, live_user, session_hash, targ
 from corelogin.server.config import ServerConfig
 from corelogin.server.context import CONFIG, STORE
 from corelogin.server.envelope import ok
+from corelogin.server.ratelimits import check_rate
 from corelogin.server.store import (
     CodeState,
     LoginEvent,
@@ -127,6 +128,7 @@ async def login_with_auth_token(
     request: web.Request, caller: Caller, params: dict[str, Any]
 ) -> web.Response:
     """Used once, however many try at the same time; 615 otherwise."""
+    check_rate(request, "login")
     store, code_hash = request.app[STORE], hash_token(params["auth_token"])
     user = await store.code_user(code_hash)
     # A try from another scope must not use the token up.

@@ -261,6 +261,8 @@ CALLS: Final[Mapping[str, Call]] = {
             "with its proof",
             (
                 Status.INVALID_CREDENTIALS,
+                Status.ACCOUNT_LOCKED,
+                Status.LOGIN_LIMIT,
                 Status.PROVIDER_NOT_LINKED,
                 Status.PROVIDER_PROOF_REJECTED,
                 Status.PROVIDER_NOT_ENABLED,
@@ -347,7 +349,7 @@ CALLS: Final[Mapping[str, Call]] = {
             (_AUTH_TOKEN, _STAY),
             "Login",
             "log in with a one-time token made by create_auth_token",
-            (Status.CODE_INVALID, *_SIZES, Status.TOO_MANY_REQUESTS),
+            (Status.CODE_INVALID, Status.LOGIN_LIMIT, *_SIZES, Status.TOO_MANY_REQUESTS),
         ),
         Call(
             "create_auth_token",
