@@ -76,6 +76,9 @@ async def test_the_sdk_does_not_send_a_refused_call_again(
 
     assert event.status == TOO_MANY
     assert limits.refused["login"] == 1  # one request refused: it was not sent again
+    # The listener learns when to try again: the server's Retry-After.
+    assert event.retry_after is not None
+    assert 1 <= event.retry_after <= 60
 
 
 async def test_another_address_has_its_own_budget(
