@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-import time
 
 import attrs
 from aiohttp import web
 
-from corelogin.server.context import CONFIG, STORE
+from corelogin.server.context import CLOCK, CONFIG, STORE
 from corelogin.server.store import UserRecord
 from corelogin.server.tokens import hash_token
 from corelogin.wire import ADMIN_KEY_HEADER, ApiError, Call, Status
@@ -104,7 +103,7 @@ async def _live_session(request: web.Request, token_hash: str) -> str:
     """The user of a session that is neither revoked, too old nor idle too long (609)."""
     config, store = request.app[CONFIG], request.app[STORE]
     session = await store.session(token_hash)
-    now = time.time()
+    now = request.app[CLOCK]()
     if session is None or session.expires <= now:
         raise ApiError(Status.SESSION_INVALID, NO_SESSION)
     last_seen = session.last_seen or session.created

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from corelogin.server.config import ServerConfig
 from corelogin.server.connections import SERVER_NAME
 from corelogin.server.context import (
     BACKGROUND,
+    CLOCK,
     CONFIG,
     HASHER,
     LIMITS,
@@ -63,6 +65,7 @@ def create_app(
     *,
     store: Store | None = None,
     hasher: PasswordHasher | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """Build the application. ``store`` and ``hasher`` default to ones made from ``config``;
     the application opens and closes whatever it holds. Whatever runs it, the log filters of
@@ -83,6 +86,7 @@ def create_app(
         per_account=config.hash_jobs_per_account,
         insecure_fast=config.insecure_fast_hash,
     )
+    app[CLOCK] = clock  # sessions' lifetimes are judged by it (tests pass their own)
     app[MAILER] = Mailer.from_config(config)
     app[PROVERS] = make_provers(config.providers)
     app[BACKGROUND] = set()

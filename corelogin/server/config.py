@@ -119,7 +119,7 @@ class ServerConfig:
     max_connections_per_address: int = 256
     # Sessions (DESIGN.md §4): refused once idle or old beyond these.
     session_idle_seconds: int = attrs.field(default=7 * DAY, validator=attrs.validators.gt(0))
-    session_absolute_seconds: int = 30 * DAY
+    session_absolute_seconds: int = attrs.field(default=30 * DAY, validator=attrs.validators.gt(0))
     # The admin key of trusted back-end code (header X-Corelogin-Admin-Key); None: no admin.
     admin_key: str | None = attrs.field(
         default=None, repr=False, validator=attrs.validators.optional(_non_empty)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -32,3 +33,5 @@ LIMITS = web.AppKey("limits", tuple[RateLimit, RateLimit])
 PROVERS: web.AppKey[dict[str, Prover]] = web.AppKey("provers")
 # Calls per client address and kind (login, create, resend, reset): 829 beyond them.
 RATE_LIMITS: web.AppKey[RateLimits] = web.AppKey("rate_limits")
+# The clock sessions are judged by (unix seconds): time.time, or a test's own.
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from corelogin.server.access import Caller, found, live_user, session_hash, target
 from corelogin.server.config import ServerConfig
-from corelogin.server.context import CONFIG, STORE
+from corelogin.server.context import CLOCK, CONFIG, STORE
 from corelogin.server.envelope import ok
 from corelogin.server.ratelimits import check_rate
 from corelogin.server.store import (
@@ -64,7 +64,7 @@ async def open_session(
     inactive user can log in, but no event is stored), in one transaction; the answer carries
     the token, of which the server keeps only the hash."""
     token = new_token()
-    now = time.time()
+    now = request.app[CLOCK]()
     expires = now + request.app[CONFIG].session_absolute_seconds
     session = SessionRecord(
         token_hash=hash_token(token), user_id=user.user_id, created=now, expires=expires
