@@ -14,13 +14,13 @@ from typing import Any, Final, Literal
 
 from corelogin import signals
 from corelogin.delivery import MODES, Mode, Runtime
-from corelogin.models import Event, Login, User
-from corelogin.request import Listener, Request
-from corelogin.sessionstore import FileSessionStore, MemorySessionStore, SessionStore
+from corelogin.models import Event
+from corelogin.request import Listener, Request, failure_event
+from corelogin.session import DEFAULT_STORE, SessionState, _Default
+from corelogin.sessionstore import SessionStore
 from corelogin.transport import Retry, Transport
 from corelogin.users import CallSpec, Users
 from corelogin.wire import (
-    ADMIN_KEY_HEADER,
     APPLE,
     FACEBOOK,
     GOOGLE,
@@ -35,15 +35,6 @@ __all__ = ["Core", "init"]
 
 log = logging.getLogger("corelogin")
 
-
-class _Default:
-    """The default session store (a file): a sentinel, since None means memory only."""
-
-    def __repr__(self) -> str:
-        return "<the default file store>"
-
-
-DEFAULT_STORE: Final = _Default()
 
 Deliver = Literal["auto", "asyncio", "frame", "thread"]
 
@@ -77,7 +68,7 @@ def init(
     )
 
 
-class Core:
+class Core(SessionState):
     """The SDK's entry point: ``core.users`` holds the calls.
 
     Delivery modes: ``asyncio`` (I/O and listeners on the app's loop), ``frame`` (I/O on a
@@ -127,14 +118,7 @@ class Core:
         self.server = server
         self._transport = Transport(server, key, Retry(attempts=retries))
         self._admin_key = admin_key
-        # Where stay_logged_in keeps the session: a file in the user's data directory unless
-        # told otherwise; None keeps it in memory only.
-        if isinstance(session_store, _Default):
-            session_store = FileSessionStore()
-        self._session_store: SessionStore = (
-            MemorySessionStore() if session_store is None else session_store
-        )
-        self._session_key = f"{server.rstrip('/')}|{self.scope}"
+        self._init_session(server, self.scope, session_store)
         self._frame = mode == "frame"  # read on every call's path
         self._runtime = Runtime(
             mode,
@@ -148,8 +132,6 @@ class Core:
         self._cond = threading.Condition()
         self._pending: set[Request] = set()  # calls whose listener has not run yet
         self._closed = False
-        self._session_token: str | None = None
-        self._logged_in_user: Login | None = None
         self.users = Users(self)
 
     # The provider names, here too because the Lua examples write ``core.FACEBOOK``.
@@ -203,17 +185,17 @@ class Core:
             timeout = self._timeout_for(params)
             body = check_params(spec.name, params)
         except ApiError as exc:  # answered at once, without the network
-            self._settle(request, _failure(request, exc.status, exc.message))
+            self._settle(request, failure_event(request, exc.status, exc.message))
             return request
         except Exception as exc:  # params no check foresaw: still one event, never a raise
             message = f"params could not be checked ({type(exc).__name__})"
-            self._settle(request, _failure(request, Status.WRONG_TYPE, message))
+            self._settle(request, failure_event(request, Status.WRONG_TYPE, message))
             return request
         body["scope"] = self.scope
         send = self._send(request, spec, body, timeout, token)
         if closed or not self._runtime.start(send):  # closed, maybe by another thread just now
             send.close()
-            self._settle(request, _failure(request, Status.CANCELLED, "the core is closed"))
+            self._settle(request, failure_event(request, Status.CANCELLED, "the core is closed"))
         return request
 
     def _timeout_for(self, params: Mapping[str, Any]) -> float:
@@ -258,111 +240,21 @@ class Core:
             elif spec.about_a_user:
                 apply = partial(self._user_changed, spec.name, body["user_id"], result)
         except ApiError as exc:
-            event = _failure(request, exc.status, exc.message, exc.retry_after)
+            event = failure_event(request, exc.status, exc.message, exc.retry_after)
             if exc.status == Status.SESSION_INVALID and token is not None:
                 apply = partial(self._session_gone, request, token)
         except ValueError as exc:
-            event = _failure(request, Status.INVALID_RESULT, f"invalid result: {exc}")
+            event = failure_event(request, Status.INVALID_RESULT, f"invalid result: {exc}")
         except asyncio.CancelledError:
-            self._settle(request, _failure(request, Status.CANCELLED, "cancelled"))
+            self._settle(request, failure_event(request, Status.CANCELLED, "cancelled"))
             raise
         except Exception as exc:
             log.exception("unexpected error in a %s call", spec.name)
-            event = _failure(request, Status.SERVER_ERROR, f"unexpected client error: {exc!r}")
+            event = failure_event(request, Status.SERVER_ERROR, f"unexpected client error: {exc!r}")
         finally:
             expiry.cancel()
         # On the I/O loop: where asyncio and thread modes run listeners, so run it right here.
         self._settle(request, event, apply, here=not self._frame)
-
-    def _credentials(self) -> dict[str, str]:
-        """What a call about a user is sent with: the session, and the admin key if any."""
-        headers = {}
-        if self._session_token is not None:
-            headers["Authorization"] = f"Bearer {self._session_token}"
-        if self._admin_key is not None:
-            headers[ADMIN_KEY_HEADER] = self._admin_key
-        return headers
-
-    def _open_session(self, login: Login, session: Any, stay: Any = False) -> None:
-        token = session.get("token") if isinstance(session, Mapping) else None
-        self._session_token = token if isinstance(token, str) else None
-        self._logged_in_user = login
-        if stay is True and self._session_token is not None:
-            self._store_call("save", self._session_token)
-
-    def _restored(self, login: Login, token: str | None) -> None:
-        self._session_token = token
-        self._logged_in_user = login
-
-    def _session_gone(self, request: Request, token: str) -> None:
-        """The server answered 609 for ``token``: if it is the session this Core holds (or
-        has saved), forget it; the first call to find out also sends `session_expired`."""
-        forgot = False
-        if token == self._session_token:
-            self._session_token = self._logged_in_user = None
-            forgot = True
-        if token == self._saved_token():
-            self._store_call("clear")
-            forgot = True
-        request._session_expired = forgot
-
-    # -- the session store -------------------------------------------------------------------
-
-    def _saved_token(self) -> str | None:
-        token = self._store_call("load")
-        return token if isinstance(token, str) and token else None
-
-    def _store_call(self, method: str, *args: str) -> Any:
-        """A call of the session store; a store that fails is logged, never a crash (the
-        session then lives in memory only)."""
-        try:
-            return getattr(self._session_store, method)(self._session_key, *args)
-        except Exception:
-            log.exception("the session store's %s() failed", method)
-            return None
-
-    def _session_call(self, spec: CallSpec, listener: Any, *, saved: bool) -> Request:
-        """restore and is_valid_login: answered here when there is no session to send."""
-        if spec.name == "restore":
-            token = self._saved_token()
-        else:
-            token = self._session_token or self._saved_token()
-        if token is not None:
-            return self._call(spec, {}, listener, token=token)
-        if spec.name == "restore":
-            return self._call(
-                spec,
-                {},
-                listener,
-                local=lambda r: _failure(r, Status.MISSING, "no saved login to restore"),
-            )
-        return self._call(
-            spec, {}, listener, local=lambda r: Event(r.name, result=False, tt=r._elapsed_ms())
-        )
-
-    def _logout(self, spec: CallSpec, listener: Any, *, clear_saved: bool) -> Request:
-        """Local state goes at once; the server is then told, if there is a session to end."""
-        token = self._session_token
-        saved = self._saved_token()
-        self._session_token = self._logged_in_user = None
-        if clear_saved and saved is not None:
-            self._store_call("clear")
-        token = token or (saved if clear_saved else None)
-        if token is None:
-            return self._call(
-                spec, {}, listener, local=lambda r: Event(r.name, result=True, tt=r._elapsed_ms())
-            )
-        return self._call(spec, {}, listener, token=token)
-
-    def _user_changed(self, call: str, user_id: str, result: Any) -> None:
-        """Keep ``logged_in_user`` true to what the server answered about that user."""
-        login = self._logged_in_user
-        if login is None or login.user_id != user_id:
-            return
-        if call == "delete" and result == 1:  # its sessions went with it
-            self._session_token = self._logged_in_user = None
-        elif isinstance(result, User):
-            self._logged_in_user = login.updated(result)
 
     def _settle(
         self,
@@ -447,7 +339,7 @@ class Core:
 
     def _cancel(self, request: Request, why: str, status: int = Status.CANCELLED) -> bool:
         """Settle ``request`` with ``status`` unless it is settled already, and stop its task."""
-        if not self._settle(request, _failure(request, status, why)):
+        if not self._settle(request, failure_event(request, status, why)):
             return False
         task = request._task
         if task is not None:
@@ -592,16 +484,6 @@ _ASYNC_IN_FRAME_MODE = (
     "async listeners and receivers need deliver='asyncio' or 'thread'; in frame mode "
     "listeners run on the creating thread, so use a plain function"
 )
-
-
-def _failure(request: Request, status: int, message: str, retry_after: int | None = None) -> Event:
-    return Event(
-        request.name,
-        error=message,
-        status=int(status),
-        tt=request._elapsed_ms(),
-        retry_after=retry_after,
-    )
 
 
 def _check_timeout(value: Any) -> float:

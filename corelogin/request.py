@@ -167,3 +167,16 @@ class Request:
 def _resolve(future: asyncio.Future[Event], event: Event) -> None:
     if not future.done():
         future.set_result(event)
+
+
+def failure_event(
+    request: Request, status: int, message: str, retry_after: int | None = None
+) -> Event:
+    """The error event of a call."""
+    return Event(
+        request.name,
+        error=message,
+        status=int(status),
+        tt=request._elapsed_ms(),
+        retry_after=retry_after,
+    )
