@@ -25,7 +25,6 @@ from corelogin.wire.fields import (
     USERNAME_MAX_CHARS,
     Field,
     check_fields,
-    present,
 )
 from corelogin.wire.status import ApiError, Status
 
@@ -410,12 +409,12 @@ def check_params(call: str, params: Any) -> dict[str, Any]:
         raise ValueError(f"unknown call {call!r}")
     if not isinstance(params, Mapping):
         raise ApiError(Status.WRONG_TYPE, "params must be a table (a dict or other mapping)")
-    if spec.one_of:
-        given = [name for name in spec.one_of if present(params, name)]
-        names = f"{', '.join(spec.one_of[:-1])} or {spec.one_of[-1]}"
-        if len(given) > 1:
-            raise ApiError(Status.WRONG_TYPE, f"give one of {names}, not {' and '.join(given)}")
-        if not given:
+    if spec.one_of:  # (on every login: the messages are made only when needed)
+        given = [name for name in spec.one_of if params.get(name) is not None]
+        if len(given) != 1:
+            names = f"{', '.join(spec.one_of[:-1])} or {spec.one_of[-1]}"
+            if given:
+                raise ApiError(Status.WRONG_TYPE, f"give one of {names}, not {' and '.join(given)}")
             raise ApiError(Status.MISSING, f"{names} is required")
     body = check_fields(params, spec.fields)
     for name, needed in spec.needs:

@@ -195,11 +195,12 @@ def check_fields(params: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[s
     """The checked values of ``fields`` in ``params`` (804 for a required one not given)."""
     body: dict[str, Any] = {}
     for field in fields:
-        if not present(params, field.name):
+        value = params.get(field.name)  # None counts as not given (`present`)
+        if value is None:
             if field.required:
                 raise ApiError(Status.MISSING, f"{field.name} is required")
             continue
-        body[field.name] = field.check(params[field.name])
+        body[field.name] = field.check(value)
     return body
 
 
