@@ -33,7 +33,6 @@ __all__ = [
     "USER_ID_MAX_CHARS",
     "Field",
     "check_fields",
-    "present",
 ]
 
 USERNAME_MAX_CHARS: Final = 64
@@ -186,16 +185,11 @@ _KIND_NAMES: Final[Mapping[type, str]] = {
 }
 
 
-def present(params: Mapping[str, Any], name: str) -> bool:
-    """Given: None counts as not given (a Lua table has no nil values)."""
-    return params.get(name) is not None
-
-
 def check_fields(params: Mapping[str, Any], fields: tuple[Field, ...]) -> dict[str, Any]:
     """The checked values of ``fields`` in ``params`` (804 for a required one not given)."""
     body: dict[str, Any] = {}
     for field in fields:
-        value = params.get(field.name)  # None counts as not given (`present`)
+        value = params.get(field.name)  # None counts as not given (a Lua table has no nil)
         if value is None:
             if field.required:
                 raise ApiError(Status.MISSING, f"{field.name} is required")
