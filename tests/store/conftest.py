@@ -5,10 +5,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from corelogin.server.store import email_key
+from corelogin.server.store import UserRecord, email_key
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
 
@@ -41,3 +42,29 @@ def database_at_version(path: Path, version: int, *rows: str) -> None:
         assert db.execute("PRAGMA user_version").fetchone() == (version,)
     finally:
         db.close()
+
+
+def record(
+    user_id: str,
+    username: str,
+    email: str | None = None,
+    *,
+    scope: str = "s",
+    password_hash: str = "$argon2id$old",  # noqa: S107 (not a real hash)
+    active: bool = True,
+    confirmation: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> UserRecord:
+    """A user record as the tests store it (plain text where the server would hash)."""
+    return UserRecord(
+        user_id=user_id,
+        scope=scope,
+        username=username,
+        email=email,
+        password_hash=password_hash,
+        active=active,
+        confirmation=confirmation,
+        group=None,
+        extra=extra,
+        created=1,
+    )

@@ -20,39 +20,14 @@ from corelogin.server.store import (
     LoginEvent,
     SessionRecord,
     UserChanges,
-    UserRecord,
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
 from corelogin.wire import EXTRA_MAX_BYTES
-from tests.store.conftest import database_at_version
+from tests.store.conftest import database_at_version, record
 
 NOW = 1_000_000.0
 MAIL = {"from_email": "game@home.com", "subject": "Welcome", "email_tpl": None}
-
-
-def record(
-    user_id: str,
-    username: str,
-    email: str | None = None,
-    *,
-    scope: str = "s",
-    active: bool = True,
-    confirmation: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> UserRecord:
-    return UserRecord(
-        user_id=user_id,
-        scope=scope,
-        username=username,
-        email=email,
-        password_hash="$argon2id$old",
-        active=active,
-        confirmation=confirmation,
-        group=None,
-        extra=extra,
-        created=1,
-    )
 
 
 def code(

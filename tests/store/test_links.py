@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,26 +19,13 @@ from corelogin.server.store import (
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
-from tests.store.conftest import database_at_version
+from tests.store.conftest import database_at_version, record
 
 NOW = 1_000_000.0
 
 
-def record(
-    user_id: str, username: str, email: str | None = None, *, scope: str = "s"
-) -> UserRecord:
-    return UserRecord(
-        user_id=user_id,
-        scope=scope,
-        username=username,
-        email=email,
-        password_hash="",
-        active=True,
-        confirmation=None,
-        group=None,
-        extra=None,
-        created=1,
-    )
+# A user the provider signed up: no password.
+record = partial(record, password_hash="")
 
 
 def link(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,21 +19,9 @@ from corelogin.server.store import (
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
+from tests.store.conftest import record
 
-
-def record(user_id: str, username: str, email: str | None = None, scope: str = "s") -> UserRecord:
-    return UserRecord(
-        user_id=user_id,
-        scope=scope,
-        username=username,
-        email=email,
-        password_hash="$argon2id$fake",
-        active=True,
-        confirmation=None,
-        group=None,
-        extra={"k": [1, "two"]},
-        created=1,
-    )
+record = partial(record, password_hash="$argon2id$fake", extra={"k": [1, "two"]})
 
 
 async def test_schema_is_created_versioned_and_in_wal_mode(store: SQLiteStore, path: Path) -> None:

@@ -394,26 +394,25 @@ class OidcVerifier:
             await session.close()
 
 
+# What went wrong, in words of our own (PyJWT's may quote a header); the first class that
+# matches wins, so subclasses come before the classes they derive from.
+_REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "id_token expired"),
+    (jwt.ImmatureSignatureError, "id_token is not valid yet (nbf or iat in the future)"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidSignatureError, "id_token signature does not verify"),
+    (jwt.InvalidAlgorithmError, "id_token alg does not match its key"),
+    (jwt.InvalidIssuedAtError, "id_token iat is not a number"),
+    (jwt.InvalidKeyError, "the JWKS key cannot verify this id_token"),
+    (jwt.DecodeError, "id_token is malformed"),
+)
+
+
 def _reason(exc: jwt.PyJWTError) -> str:
-    """What went wrong, in words of our own (PyJWT's may quote a header)."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "id_token expired"
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "id_token is not valid yet (nbf or iat in the future)"
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "wrong audience"
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "wrong issuer"
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return f"id_token has no {_shown(exc.claim)} claim"
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "id_token signature does not verify"
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "id_token alg does not match its key"
-    if isinstance(exc, jwt.InvalidIssuedAtError):
-        return "id_token iat is not a number"
-    if isinstance(exc, jwt.InvalidKeyError):
-        return "the JWKS key cannot verify this id_token"
-    if isinstance(exc, jwt.DecodeError):
-        return "id_token is malformed"
+    for kind, reason in _REASONS:
+        if isinstance(exc, kind):
+            return reason
     return f"id_token is invalid ({type(exc).__name__})"
