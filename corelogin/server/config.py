@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -63,6 +64,19 @@ class ProviderConfig:
             raise ValueError("signup works with the oidc and device policies only")
         if self.introspect_format == "facebook" and not (self.client_id and self.client_secret):
             raise ValueError("introspect_format = 'facebook' needs client_id and client_secret")
+
+
+def _addresses(value: str | Sequence[str]) -> tuple[str, ...]:
+    """Proxy addresses as networks' text, from a list or from one comma-separated string
+    (the environment's form); ValueError names a bad one."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    networks = []
+    for item in filter(None, (str(item).strip() for item in items)):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"trusted_proxies: {item!r} is not an address or network") from None
+    return tuple(networks)
 
 
 def _providers(tables: Mapping[str, Any]) -> Mapping[str, ProviderConfig]:
@@ -164,6 +178,16 @@ class ServerConfig:
     # OAuth providers this server accepts, by name ([providers.NAME] in the TOML file); a
     # provider not listed gets 626.
     providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict, converter=_providers)
+    # PostgreSQL (db = postgresql://...): connections each server process keeps open, at least
+    # and at most; a request waits up to db_timeout_seconds for one, or for a statement.
+    db_pool_min: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    db_pool_max: int = attrs.field(default=10, validator=attrs.validators.gt(0))
+    db_timeout_seconds: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    # Server processes sharing the port (SO_REUSEPORT; PostgreSQL only: docs/deploying.md).
+    workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    # Addresses (or networks, "10.0.0.0/8") of reverse proxies whose X-Forwarded-For is
+    # believed, for rate limits and login events; from anyone else the header is ignored.
+    trusted_proxies: tuple[str, ...] = attrs.field(default=(), converter=_addresses)
 
     def link(self, path: str, port: int | None = None) -> str:
         """An absolute link to ``path`` on this server, for mail: under ``public_url``, else

@@ -30,6 +30,7 @@ __all__ = [
     "SessionRecord",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "UserChanges",
     "UserRecord",
     "apply_changes",
@@ -88,6 +89,11 @@ def apply_changes(user: UserRecord, changes: UserChanges) -> UserRecord:
 
 class StoreError(Exception):
     """The database cannot be opened or used; the message is one line for the operator."""
+
+
+class StoreUnavailable(StoreError):
+    """The database did not answer (down, restarting, its connection cut, out of time): the
+    call changed nothing it did not commit, and may be tried again (503, 810)."""
 
 
 @attrs.frozen
