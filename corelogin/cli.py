@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from corelogin import __version__
 
@@ -62,6 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def password_in_url(url: str | None) -> bool:
+    """Whether a database URL given as a flag carries a password, which would then show in
+    the process list and the shell's history: PostgreSQL reads it from PGPASSWORD or
+    ~/.pgpass instead."""
+    if not url or "://" not in url:
+        return False
+    return urlsplit(url).password is not None
+
+
+NO_PASSWORD_IN_URL = (
+    "a database password does not belong on the command line (other users see it in the "
+    "process list): set PGPASSWORD or use ~/.pgpass"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "openapi":
@@ -81,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "the server needs the 'server' extra: pip install -e '.[server]' in a checkout "
             f"({exc})\n"
         )
+        return 2
+    if password_in_url(getattr(args, "db", None)):
+        sys.stderr.write(f"corelogin {args.command}: {NO_PASSWORD_IN_URL}\n")
         return 2
     try:
         if args.command == "token":  # the app key is not needed to write to the database

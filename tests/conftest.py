@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -109,3 +111,39 @@ def tiny_switch_interval() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(old)
+
+
+# -- PostgreSQL: the machine's server, one schema per test --------------------------------
+
+PG_DSN_VARIABLE = "CORELOGIN_TEST_PG_DSN"
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The PostgreSQL the tests may use (CI sets it); without it the test is skipped, with
+    the reason shown by ``-ra``."""
+    dsn = os.environ.get(PG_DSN_VARIABLE)
+    if not dsn:
+        pytest.skip(f"{PG_DSN_VARIABLE} is not set: no PostgreSQL to test against")
+    return dsn
+
+
+@pytest.fixture
+async def pg_url(pg_dsn: str) -> AsyncIterator[str]:
+    """A database URL of a schema of this test's own (created empty, dropped after), so that
+    tests can run side by side: the ``search_path`` query parameter selects it."""
+    import asyncpg
+
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield with_search_path(pg_dsn, schema)
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    separator = "&" if "?" in dsn else "?"
+    return f"{dsn}{separator}search_path={schema}"
