@@ -31,6 +31,7 @@ from corelogin.server.mailtemplates import templates
 from corelogin.server.openapi import document
 from corelogin.server.passwords import PasswordHasher
 from corelogin.server.proof.policies import make_provers
+from corelogin.server.proxies import proxy_middlewares
 from corelogin.server.ratelimits import RateLimits
 from corelogin.server.store import Store, open_store
 from corelogin.server.store.base import SessionLimit
@@ -72,9 +73,17 @@ def create_app(
     `corelogin.server.logsafety` are installed (once per process). Raises ``ValueError`` (one
     line) for a mail setting that cannot work."""
     keep_secrets_out_of_logs()
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[envelope_middleware])
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[*proxy_middlewares(config.trusted_proxies), envelope_middleware],
+    )
     app[CONFIG] = config
-    app[STORE] = store or open_store(config.db)
+    app[STORE] = store or open_store(
+        config.db,
+        pool_min=config.db_pool_min,
+        pool_max=config.db_pool_max,
+        timeout=config.db_timeout_seconds,
+    )
     app[STORE].session_limit = SessionLimit(
         config.max_sessions_per_user,
         evict=config.session_limit_policy == "evict_oldest",

@@ -20,12 +20,12 @@ from corelogin.server.store.base import (
     email_key,
     username_key,
 )
+from corelogin.server.store.rows import expired_links, user_from_row
 from corelogin.server.store.sqlite_base import (
     FIND_BY_EMAIL,
     FIND_BY_USERNAME,
     GET_USER,
     GET_USER_BY_ID,
-    user_from_row,
 )
 from corelogin.server.store.sqlite_codes import SQLiteCodes
 from corelogin.server.store.sqlite_failures import SQLiteFailures
@@ -82,7 +82,7 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
                     await conn.execute(
                         "DELETE FROM codes WHERE user_id = ? AND purpose = 'confirm'", (user_id,)
                     )
-                for purpose in _expired_links(old, new):
+                for purpose in expired_links(old, new):
                     await conn.execute(
                         "UPDATE codes SET expires = 0 WHERE user_id = ? AND purpose = ? "
                         "AND used IS NULL",
@@ -234,11 +234,3 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
-
-
-def _expired_links(old: UserRecord, new: UserRecord) -> list[str]:
-    """The purposes of the links an update makes worthless: both when the address changes
-    (they went to the old one), reset links when the password changes."""
-    if new.email != old.email:
-        return ["confirm", "reset"]
-    return ["reset"] if new.password_hash != old.password_hash else []

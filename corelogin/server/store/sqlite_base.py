@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -13,7 +12,8 @@ from typing import Any, Final
 
 import aiosqlite
 
-from corelogin.server.store.base import StoreError, UserRecord, email_key, username_key
+from corelogin.server.store.base import StoreError, UserRecord, email_key
+from corelogin.server.store.rows import USER_COLUMNS, user_row
 from corelogin.server.store.sqlite_schema import MIGRATIONS
 
 __all__ = [
@@ -21,37 +21,13 @@ __all__ = [
     "FIND_BY_USERNAME",
     "GET_USER",
     "GET_USER_BY_ID",
-    "USER_COLUMNS",
     "SQLiteBase",
-    "user_from_row",
 ]
-
-USER_COLUMNS: Final = (
-    "user_id, scope, username, email, password_hash, active, confirmation, user_group, extra, "
-    "created"
-)
-
 
 FIND_BY_USERNAME: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND username_key = ?"  # noqa: S608
 FIND_BY_EMAIL: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND email_key = ?"  # noqa: S608
 GET_USER: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND user_id = ?"  # noqa: S608
 GET_USER_BY_ID: Final = f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"  # noqa: S608
-
-
-def user_from_row(row: sqlite3.Row | tuple[Any, ...]) -> UserRecord:
-    extra = row[8]
-    return UserRecord(
-        user_id=row[0],
-        scope=row[1],
-        username=row[2],
-        email=row[3],
-        password_hash=row[4],
-        active=bool(row[5]),
-        confirmation=row[6],
-        group=row[7],
-        extra=None if extra is None else json.loads(extra),
-        created=row[9],
-    )
 
 
 class SQLiteBase:
@@ -164,18 +140,5 @@ class SQLiteBase:
             "INSERT INTO users (user_id, scope, username, username_key, email, email_key, "
             "password_hash, active, confirmation, user_group, extra, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                user.user_id,
-                user.scope,
-                user.username,
-                username_key(user.username),
-                user.email,
-                None if user.email is None else email_key(user.email),
-                user.password_hash,
-                int(user.active),
-                user.confirmation,
-                user.group,
-                None if user.extra is None else json.dumps(user.extra),
-                user.created,
-            ),
+            user_row(user),
         )

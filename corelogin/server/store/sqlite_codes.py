@@ -8,7 +8,8 @@ from typing import Any
 import aiosqlite
 
 from corelogin.server.store.base import CodeRecord, CodeState, UserRecord
-from corelogin.server.store.sqlite_base import USER_COLUMNS, SQLiteBase, user_from_row
+from corelogin.server.store.rows import USER_COLUMNS, code_state, user_from_row
+from corelogin.server.store.sqlite_base import SQLiteBase
 
 __all__ = ["SQLiteCodes"]
 
@@ -75,7 +76,7 @@ class SQLiteCodes(SQLiteBase):
             "SELECT used, expires FROM codes WHERE code_hash = ? AND purpose = ?",
             (code_hash, purpose),
         )
-        return _code_state(row, now)
+        return code_state(row, now)
 
     async def use_code(
         self, code_hash: str, purpose: str, now: float, *, password_hash: str | None = None
@@ -85,7 +86,7 @@ class SQLiteCodes(SQLiteBase):
                 "SELECT used, expires, user_id FROM codes WHERE code_hash = ? AND purpose = ?",
                 (code_hash, purpose),
             )
-            state = _code_state(row, now)
+            state = code_state(row, now)
             if state is not CodeState.VALID:
                 return state
             user_id = row[2]
@@ -102,13 +103,3 @@ class SQLiteCodes(SQLiteBase):
                 )
                 await conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
             return state
-
-
-def _code_state(row: Any, now: float) -> CodeState:
-    if row is None:
-        return CodeState.UNKNOWN
-    if row[0] is not None:
-        return CodeState.USED
-    if row[1] <= now:
-        return CodeState.EXPIRED
-    return CodeState.VALID

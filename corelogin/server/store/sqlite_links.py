@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Final
+from typing import Any
 
 import aiosqlite
 import attrs
@@ -14,13 +14,10 @@ from corelogin.server.store.base import (
     ProviderLink,
     UserRecord,
 )
-from corelogin.server.store.sqlite_base import GET_USER_BY_ID, SQLiteBase, user_from_row
+from corelogin.server.store.rows import LINK_COLUMNS, user_from_row
+from corelogin.server.store.sqlite_base import GET_USER_BY_ID, SQLiteBase
 
 __all__ = ["SQLiteLinks"]
-
-LINK_COLUMNS: Final = (
-    "user_id, scope, provider, client_id, access_token, access_token_expiry, created"
-)
 
 
 class SQLiteLinks(SQLiteBase):

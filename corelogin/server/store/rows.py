@@ -1,0 +1,92 @@
+"""What both SQL backends share: the columns of a user and of a link, a row as a record and a
+record as a row, and the rules that read rows (a code's state, the links an update ends).
+
+Only the placeholders differ between the backends' statements (``?`` and ``$1``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, Protocol
+
+from corelogin.server.store.base import CodeState, UserRecord, email_key, username_key
+
+__all__ = [
+    "LINK_COLUMNS",
+    "USER_COLUMNS",
+    "Row",
+    "code_state",
+    "expired_links",
+    "user_from_row",
+    "user_row",
+]
+
+USER_COLUMNS: Final = (
+    "user_id, scope, username, email, password_hash, active, confirmation, user_group, extra, "
+    "created"
+)
+
+LINK_COLUMNS: Final = (
+    "user_id, scope, provider, client_id, access_token, access_token_expiry, created"
+)
+
+
+class Row(Protocol):
+    """A row of either driver (sqlite3.Row, asyncpg.Record, a tuple): read by position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+def user_from_row(row: Row) -> UserRecord:
+    extra = row[8]
+    return UserRecord(
+        user_id=row[0],
+        scope=row[1],
+        username=row[2],
+        email=row[3],
+        password_hash=row[4],
+        active=bool(row[5]),
+        confirmation=row[6],
+        group=row[7],
+        extra=None if extra is None else json.loads(extra),
+        created=row[9],
+    )
+
+
+def user_row(user: UserRecord) -> tuple[Any, ...]:
+    """The values of the users table's columns, in the order of its INSERT statements:
+    user_id, scope, username, username_key, email, email_key, password_hash, active,
+    confirmation, user_group, extra, created."""
+    return (
+        user.user_id,
+        user.scope,
+        user.username,
+        username_key(user.username),
+        user.email,
+        None if user.email is None else email_key(user.email),
+        user.password_hash,
+        user.active,
+        user.confirmation,
+        user.group,
+        None if user.extra is None else json.dumps(user.extra),
+        user.created,
+    )
+
+
+def code_state(row: Row | None, now: float) -> CodeState:
+    """The state of a code from its (used, expires) columns."""
+    if row is None:
+        return CodeState.UNKNOWN
+    if row[0] is not None:
+        return CodeState.USED
+    if row[1] <= now:
+        return CodeState.EXPIRED
+    return CodeState.VALID
+
+
+def expired_links(old: UserRecord, new: UserRecord) -> list[str]:
+    """The purposes of the links an update makes worthless: both when the address changes
+    (they went to the old one), reset links when the password changes."""
+    if new.email != old.email:
+        return ["confirm", "reset"]
+    return ["reset"] if new.password_hash != old.password_hash else []
