@@ -15,6 +15,7 @@ from aiohttp import web
 
 from corelogin.server.connections import arrived
 from corelogin.server.context import CONFIG
+from corelogin.server.store import StoreUnavailable
 from corelogin.wire import APP_KEY_HEADER, MAX_BODY_BYTES, ApiError, Status, check_scope
 
 __all__ = ["envelope_middleware", "ok", "read_call"]
@@ -23,6 +24,11 @@ log = logging.getLogger("corelogin.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
+# What a call gets while the database cannot answer: nothing it did not commit happened.
+STORE_DOWN = ApiError(
+    Status.SERVER_ERROR, "the database is unavailable; try again", http_status=503, retry_after=1
+)
 
 # Strict JSON out: NaN and Infinity are not JSON, and would break every strict parser.
 _dumps = partial(json.dumps, allow_nan=False)
@@ -79,6 +85,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         return await handler(request)
     except ApiError as exc:
         return _error_response(exc)
+    except StoreUnavailable as exc:  # the database is down or restarting: try again soon
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return _error_response(STORE_DOWN)
     except ConnectionError:  # the client went away, or was too slow and was cut off
         log.debug("the connection closed before %s %s was read", request.method, request.path)
         return _error_response(ApiError(Status.NETWORK_ERROR, "connection closed"))

@@ -36,6 +36,9 @@ _LOST: Final = (
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections
     asyncpg.exceptions.TransactionRollbackError,  # deadlock, serialization failure
     asyncpg.InterfaceError,  # the connection is closed, the pool is closing
+    # A connection whose backend was terminated while idle can be left in a state asyncpg
+    # cannot go on from (MagicStack/asyncpg#1069): it is thrown away like a closed one.
+    asyncpg.InternalClientError,
     OSError,  # network
     TimeoutError,  # no connection or no answer in time
 )
@@ -142,10 +145,15 @@ class PostgresBase:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Conn]:
-        """A connection of the pool; a lost database raises `StoreUnavailable`."""
+        """A connection of the pool; a lost database raises `StoreUnavailable`, and the
+        connection it broke is closed, so that the pool opens a new one in its place."""
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except _LOST:
+                    conn.terminate()
+                    raise
         except _LOST as exc:
             raise unavailable(exc) from exc
 
