@@ -151,6 +151,8 @@ def _errors(*codes: Status) -> dict[str, Any]:
             by_http.setdefault(http_status_for(code), []).append(code)
     # A body that is not application/json: 801 on a 415.
     by_http[415] = [Status.WRONG_TYPE]
+    # The database is unavailable (down, restarting): 810 on a 503, to be tried again.
+    by_http.setdefault(503, []).append(Status.SERVER_ERROR)
     responses: dict[str, Any] = {
         str(http): {
             "description": _describe(cs),
@@ -438,11 +440,16 @@ def document(
                     "operationId": "health",
                     "responses": {
                         "200": _ok(_object({"result": {"const": "ok"}}), "ready"),
-                        "500": {
-                            "description": _describe([Status.SERVER_ERROR]),
-                            "content": {
-                                "application/json": {"schema": _error_schema([Status.SERVER_ERROR])}
-                            },
+                        **{
+                            http: {
+                                "description": f"{what}: " + _describe([Status.SERVER_ERROR]),
+                                "content": {
+                                    "application/json": {
+                                        "schema": _error_schema([Status.SERVER_ERROR])
+                                    }
+                                },
+                            }
+                            for http, what in (("500", "failed"), ("503", "the store is down"))
                         },
                     },
                 }
