@@ -143,3 +143,12 @@ async def test_fifty_creates_of_one_username_on_two_instances_make_one_user(
     assert [answer["status"] for answer in answers if "error" in answer] == [600] * 49
     logged_in = {(await login(http, url))["user_id"] for url in ab}
     assert len(logged_in) == 1
+
+
+async def test_the_rate_limit_of_an_address_counts_its_calls_on_both_instances(
+    pg_url: str, http: aiohttp.ClientSession
+) -> None:
+    with instances(pg_url, rate_limit_per_minute=6) as (a, b):
+        wrong = {**USER, "password": "not the password"}
+        answers = [(await call(http, url, "login", wrong))[1] for url in (a, b) * 4]
+    assert [answer["status"] for answer in answers] == [603] * 6 + [829] * 2

@@ -13,7 +13,9 @@ import pytest
 import corelogin
 from corelogin.server import RunningServer, ServerConfig, start_server
 from corelogin.server.context import RATE_LIMITS
+from corelogin.server.limits import LocalHits
 from corelogin.server.ratelimits import KINDS, RateLimits
+from corelogin.server.store import open_store
 from corelogin.wire import APP_KEY_HEADER, PATHS, ApiError
 from tests.helpers import APP_KEY, PASSWORD, make_user, server_config_for
 
@@ -128,30 +130,48 @@ async def test_zero_turns_the_limits_off(server_config: ServerConfig) -> None:
 # -- the limiter on its own -------------------------------------------------------------------
 
 
-def test_the_limit_holds_for_one_minute_from_the_first_call() -> None:
-    limits = RateLimits(2)
-    limits.hit("login", "a", now=100.0)
-    limits.hit("login", "a", now=130.0)
+async def test_the_limit_holds_for_one_minute_from_the_first_call() -> None:
+    limits, hits = RateLimits(2), LocalHits()
+    await limits.hit(hits, "login", "a", now=100.0)
+    await limits.hit(hits, "login", "a", now=130.0)
     with pytest.raises(ApiError) as refused:
-        limits.hit("login", "a", now=150.5)
+        await limits.hit(hits, "login", "a", now=150.5)
     assert refused.value.status == TOO_MANY
     assert refused.value.retry_after == 10  # the window of the first call ends at 160
-    limits.hit("login", "a", now=160.0)
+    await limits.hit(hits, "login", "a", now=160.0)
     assert limits.refused["login"] == 1
 
 
-def test_kinds_and_addresses_are_counted_apart() -> None:
-    limits = RateLimits(1)
+async def test_kinds_and_addresses_are_counted_apart() -> None:
+    limits, hits = RateLimits(1), LocalHits()
     for kind in KINDS:
-        limits.hit(kind, "a", now=0.0)
-        limits.hit(kind, "b", now=0.0)
+        await limits.hit(hits, kind, "a", now=0.0)
+        await limits.hit(hits, kind, "b", now=0.0)
         with pytest.raises(ApiError):
-            limits.hit(kind, "a", now=1.0)
+            await limits.hit(hits, kind, "a", now=1.0)
     assert limits.refused == dict.fromkeys(KINDS, 1)
     assert set(KINDS) == {"login", "create", "resend_confirmation", "send_password_reset"}
 
 
-def test_an_unknown_kind_is_a_programming_error_even_when_off() -> None:
+async def test_an_unknown_kind_is_a_programming_error_even_when_off() -> None:
     for per_minute in (0, 5):
         with pytest.raises(KeyError):
-            RateLimits(per_minute).hit("logni", "a")
+            await RateLimits(per_minute).hit(LocalHits(), "logni", "a")
+
+
+async def test_a_store_counts_alike_in_memory_and_in_postgresql(pg_url: str) -> None:
+    """The same hits give the same answers from LocalHits (SQLite) and the PostgreSQL table."""
+    store = open_store(pg_url)
+    await store.open()
+    try:
+        answers = []
+        for counter in (LocalHits(), store):
+            answers.append(
+                [
+                    await counter.count_hit(key, 60, now)
+                    for key, now in (("a", 100.0), ("a", 130.0), ("b", 131.0), ("a", 160.0))
+                ]
+            )
+    finally:
+        await store.close()
+    assert answers[0] == answers[1] == [(100.0, 1), (100.0, 2), (131.0, 1), (160.0, 1)]

@@ -100,8 +100,15 @@ def create_app(
     app[PROVERS] = make_provers(config.providers)
     app[BACKGROUND] = set()
     app[LIMITS] = (
-        RateLimit(config.mails_per_address_per_minute, 60, "mails asked for from this address"),
-        RateLimit(1, config.reset_interval_seconds, "password resets for this address"),
+        RateLimit(
+            config.mails_per_address_per_minute,
+            60,
+            "mails asked for from this address",
+            name="mails",
+        ),
+        RateLimit(
+            1, config.reset_interval_seconds, "password resets for this address", name="reset"
+        ),
     )
     app[RATE_LIMITS] = RateLimits(config.rate_limit_per_minute)
     app.cleanup_ctx.append(_resources)

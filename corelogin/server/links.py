@@ -101,8 +101,8 @@ async def resend_confirmation(
     request: web.Request, caller: Caller, params: dict[str, Any]
 ) -> web.Response:
     store = request.app[STORE]
-    check_rate(request, "resend_confirmation")
-    request.app[LIMITS][0].hit(request.remote or "")
+    await check_rate(request, "resend_confirmation")
+    await request.app[LIMITS][0].hit(store, request.remote or "")
     user = await store.get_user(caller.scope, params["user_id"])
     settings = None if user is None else await store.confirmation_settings(user.user_id)
     if user is None or user.confirmation is None or settings is None:
@@ -156,11 +156,11 @@ async def send_password_reset(
     (the limits, one lookup); the code and the mail are made in the background."""
     app = request.app
     require_mailer(app)
-    check_rate(request, "send_password_reset")
+    await check_rate(request, "send_password_reset")
     by_address, by_email = app[LIMITS]
-    by_address.hit(request.remote or "")
+    await by_address.hit(app[STORE], request.remote or "")
     email = params["email"]
-    by_email.hit(f"{caller.scope}\0{email_key(email)}")
+    await by_email.hit(app[STORE], f"{caller.scope}:{email_key(email)}")
     user = await app[STORE].find_user(caller.scope, email=email)
     if user is not None and user.email is not None:
         code, record = new_code(user.user_id, "reset", time.time(), app[CONFIG].reset_ttl_seconds)

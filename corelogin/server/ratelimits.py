@@ -2,8 +2,8 @@
 
 ``rate_limit_per_minute`` calls of each kind from one address in a minute (a fixed window
 that starts with the address's first call; 0 turns the limits off). Players behind one NAT
-share an address, hence the generous default. Kept in this process, like `limits.RateLimit`
-they are built on: every server instance counts its own calls.
+share an address, hence the generous default. Counted by the store, like every
+`limits.RateLimit`: server instances on one PostgreSQL database share the counts.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Final
 
 from aiohttp import web
 
-from corelogin.server.context import RATE_LIMITS
-from corelogin.server.limits import RateLimit
+from corelogin.server.context import RATE_LIMITS, STORE
+from corelogin.server.limits import HitCounter, RateLimit
 from corelogin.wire import ApiError
 
 __all__ = ["KINDS", "RateLimits", "check_rate"]
@@ -36,25 +36,28 @@ class RateLimits:
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._limits = {
-            kind: RateLimit(per_minute, WINDOW_SECONDS, what) for kind, what in KINDS.items()
+            kind: RateLimit(per_minute, WINDOW_SECONDS, what, name=kind)
+            for kind, what in KINDS.items()
         }
         # Calls refused, by kind (for the operator, and to show that nothing retried them).
         self.refused: Counter[str] = Counter()
 
-    def hit(self, kind: str, address: str, now: float | None = None) -> None:
-        """Count one call of ``kind`` from ``address``; raise 829 (with Retry-After) past the
-        limit. ``kind`` must be one of `KINDS`."""
+    async def hit(
+        self, counter: HitCounter, kind: str, address: str, now: float | None = None
+    ) -> None:
+        """Count one call of ``kind`` from ``address`` in ``counter``; raise 829 (with
+        Retry-After) past the limit. ``kind`` must be one of `KINDS`."""
         limit = self._limits[kind]
         if self.per_minute <= 0:
             return
         try:
-            limit.hit(address, now)
+            await limit.hit(counter, address, now)
         except ApiError:
             self.refused[kind] += 1
             raise
 
 
-def check_rate(request: web.Request, kind: str) -> None:
+async def check_rate(request: web.Request, kind: str) -> None:
     """Count one call of ``kind`` (one of `KINDS`) from the request's client address: 829 with
     Retry-After past ``rate_limit_per_minute``."""
-    request.app[RATE_LIMITS].hit(kind, request.remote or "")
+    await request.app[RATE_LIMITS].hit(request.app[STORE], kind, request.remote or "")

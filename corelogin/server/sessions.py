@@ -128,7 +128,7 @@ async def login_with_auth_token(
     request: web.Request, caller: Caller, params: dict[str, Any]
 ) -> web.Response:
     """Used once, however many try at the same time; 615 otherwise."""
-    check_rate(request, "login")
+    await check_rate(request, "login")
     store, code_hash = request.app[STORE], hash_token(params["auth_token"])
     user = await store.code_user(code_hash)
     # A try from another scope must not use the token up.

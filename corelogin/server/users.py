@@ -58,7 +58,7 @@ def _account(scope: str, who: str) -> str:
 
 
 async def create(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
-    check_rate(request, "create")
+    await check_rate(request, "create")
     config, store = request.app[CONFIG], request.app[STORE]
     check_new_username(params["username"])
     await check_new_password(
@@ -97,7 +97,7 @@ async def create(request: web.Request, caller: Caller, params: dict[str, Any]) -
 
 
 async def login(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
-    check_rate(request, "login")
+    await check_rate(request, "login")
     if "provider" in params:
         return await provider_login(request, caller, params)
     store, hasher = request.app[STORE], request.app[HASHER]

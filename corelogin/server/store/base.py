@@ -377,3 +377,7 @@ class Store(Protocol):
 
     async def end_session(self, token_hash: str) -> None:
         """Delete one session (logout)."""
+
+    async def count_hit(self, key: str, window: float, now: float) -> tuple[float, int]:
+        """Count one hit of a rate limit's key (`corelogin.server.limits.HitCounter`), where
+        every server instance on this database sees it."""

@@ -21,9 +21,10 @@ from corelogin.server.store.base import (
     email_key,
     username_key,
 )
-from corelogin.server.store.postgres_base import Conn, PostgresBase
+from corelogin.server.store.postgres_base import Conn
 from corelogin.server.store.postgres_codes import PostgresCodes
 from corelogin.server.store.postgres_failures import PostgresFailures
+from corelogin.server.store.postgres_limits import PostgresLimits
 from corelogin.server.store.postgres_links import PostgresLinks
 from corelogin.server.store.rows import USER_COLUMNS, expired_links, user_from_row
 
@@ -32,7 +33,7 @@ __all__ = ["PostgresStore"]
 _FIND = f"SELECT {USER_COLUMNS} FROM users WHERE scope = $1 AND "  # noqa: S608
 
 
-class PostgresStore(PostgresCodes, PostgresLinks, PostgresFailures, PostgresBase):
+class PostgresStore(PostgresCodes, PostgresLinks, PostgresFailures, PostgresLimits):
     """The PostgreSQL store: users and sessions here; codes, links and failed logins in the
     classes it builds on, over the pool of `PostgresBase`."""
 

@@ -90,6 +90,14 @@ MIGRATIONS: Final = (
         locked_until  DOUBLE PRECISION,
         PRIMARY KEY (scope, identifier)
     );
+    -- rate limits' windows (corelogin.server.limits), shared by every instance; not copied
+    -- by migrate: they last minutes
+    CREATE TABLE rate_limits (
+        key     TEXT PRIMARY KEY,
+        started DOUBLE PRECISION NOT NULL,
+        ends    DOUBLE PRECISION NOT NULL,
+        hits    INTEGER NOT NULL
+    );
     """,
 )
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from corelogin.server.limits import LocalHits
 from corelogin.server.store.base import StoreError, UserRecord, email_key
 from corelogin.server.store.rows import USER_COLUMNS, user_row
 from corelogin.server.store.sqlite_schema import MIGRATIONS
@@ -42,6 +43,8 @@ class SQLiteBase:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._write = asyncio.Lock()
+        # Rate limits' counts: one process serves a SQLite database, so memory is enough.
+        self._hits = LocalHits()
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -114,6 +117,9 @@ class SQLiteBase:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+
+    async def count_hit(self, key: str, window: float, now: float) -> tuple[float, int]:
+        return await self._hits.count_hit(key, window, now)
 
     async def ping(self) -> None:
         await self.conn.execute("SELECT 1")
