@@ -186,3 +186,11 @@ async def test_wrong_app_key_gives_611(server: RunningServer) -> None:
         event = await core.users.login({"username": "Donna", "password": PASSWORD})
     assert event.status == 611
     assert event.error == "app key missing or wrong"
+
+
+async def test_a_login_name_with_a_control_character_is_refused_as_a_bad_parameter(
+    core: corelogin.Core,
+) -> None:
+    """No user can have one (601 at create), and PostgreSQL cannot even compare a NUL."""
+    event = await core.users.login({"username": "Don\x00na", "password": "whatever it is"})
+    assert (event.status, event.result) == (801, None)

@@ -63,6 +63,9 @@ _USERNAME = Field("username", max_chars=USERNAME_MAX_CHARS)
 _EMAIL = Field("email", max_chars=EMAIL_MAX_CHARS, address=True)
 _PASSWORD = Field("password", max_bytes=PASSWORD_MAX_BYTES)
 _NEW_USERNAME = attrs.evolve(_USERNAME, policy="new_username")
+# No user has a control character in their name (the policy refuses them, 601), and a
+# database may not be able to hold one (PostgreSQL text cannot hold NUL): refused at login.
+_LOGIN_USERNAME = attrs.evolve(_USERNAME, printable=True)
 _NEW_PASSWORD = attrs.evolve(_PASSWORD, policy="new_password")
 _GROUP = Field("group", required=False, max_chars=GROUP_MAX_CHARS, printable=True)
 _EXTRA = Field("extra", kind=dict, required=False, max_bytes=EXTRA_MAX_BYTES)
@@ -250,7 +253,7 @@ CALLS: Final[Mapping[str, Call]] = {
         Call(
             "login",
             (
-                *_optional(_USERNAME, _EMAIL, _PASSWORD, _PROVIDER, _CLIENT_ID),
+                *_optional(_LOGIN_USERNAME, _EMAIL, _PASSWORD, _PROVIDER, _CLIENT_ID),
                 _ACCESS_TOKEN,
                 _ID_TOKEN,
                 _STAY,

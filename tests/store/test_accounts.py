@@ -1,11 +1,12 @@
-"""The SQLite store's account methods, called directly: users read by scope, updates in one
-transaction (and the sessions they end), cascading deletes, the one-time codes of mailed links
-and sessions' last use; and the upgrade of a schema 2 database."""
+"""The store's account methods, called directly on each backend: users read by scope, updates
+in one transaction (and the sessions they end), cascading deletes, the one-time codes of mailed
+links (used once, also from two stores at a time) and sessions' last use; and, SQLite only,
+the upgrade of a schema 2 database."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,13 @@ from corelogin.server.store import (
     ExtraTooLarge,
     LoginEvent,
     SessionRecord,
+    Store,
     UserChanges,
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
 from corelogin.wire import EXTRA_MAX_BYTES
-from tests.store.conftest import database_at_version, record
+from tests.store.conftest import Database, database_at_version, record, sqlite_rows
 
 NOW = 1_000_000.0
 MAIL = {"from_email": "game@home.com", "subject": "Welcome", "email_tpl": None}
@@ -57,29 +59,25 @@ def session(token_hash: str, user_id: str = "u1", created: float = NOW) -> Sessi
     )
 
 
-async def sessions_of(store: SQLiteStore, *hashes: str) -> list[str]:
+async def sessions_of(store: Store, *hashes: str) -> list[str]:
     """Which of ``hashes`` the store still knows."""
     return [h for h in hashes if await store.session(h) is not None]
 
 
-def count(path: Path, table: str, user_id: str) -> int:
-    queries = {
-        "users": "SELECT count(*) FROM users WHERE user_id = ?",
-        "sessions": "SELECT count(*) FROM sessions WHERE user_id = ?",
-        "login_events": "SELECT count(*) FROM login_events WHERE user_id = ?",
-        "codes": "SELECT count(*) FROM codes WHERE user_id = ?",
-    }
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return int(db.execute(queries[table], (user_id,)).fetchone()[0])
-    finally:
-        db.close()
+async def counts(database: Database, user_id: str) -> list[int]:
+    """How many rows of the user each table holding users' rows has, as a separate connection
+    sees them."""
+    found = []
+    for table in ("users", "sessions", "login_events", "codes"):
+        sql = f"SELECT count(*) FROM {table} WHERE user_id = ?"  # noqa: S608
+        found.append(int((await database.rows(sql, user_id))[0][0]))
+    return found
 
 
 # -- get_user --------------------------------------------------------------------------------
 
 
-async def test_get_user_is_bound_to_its_scope(store: SQLiteStore) -> None:
+async def test_get_user_is_bound_to_its_scope(store: Store) -> None:
     await store.create_user(record("u1", "Donna", "d@x.com", extra={"lv": 3}))
 
     assert await store.get_user("s", "u1") == record("u1", "Donna", "d@x.com", extra={"lv": 3})
@@ -105,7 +103,7 @@ async def test_get_user_is_bound_to_its_scope(store: SQLiteStore) -> None:
     ids=["username", "email", "password_hash", "extra", "extra-emptied", "group", "active", "none"],
 )
 async def test_update_user_changes_each_field(
-    store: SQLiteStore, changes: UserChanges, expected: dict[str, Any]
+    store: Store, changes: UserChanges, expected: dict[str, Any]
 ) -> None:
     old = record("u1", "Donna", "d@x.com", extra={"lv": 3})
     await store.create_user(old)
@@ -116,7 +114,7 @@ async def test_update_user_changes_each_field(
     assert await store.get_user("s", "u1") == updated
 
 
-async def test_a_new_username_and_email_are_found_by_their_keys(store: SQLiteStore) -> None:
+async def test_a_new_username_and_email_are_found_by_their_keys(store: Store) -> None:
     await store.create_user(record("u1", "Donna", "d@x.com"))
 
     await store.update_user("u1", UserChanges(username="Dana", email="Dana@X.com"))
@@ -130,11 +128,11 @@ async def test_a_new_username_and_email_are_found_by_their_keys(store: SQLiteSto
     assert not await store.user_exists("s", "donna", "d@x.com")
 
 
-async def test_update_user_of_an_unknown_id_is_none(store: SQLiteStore) -> None:
+async def test_update_user_of_an_unknown_id_is_none(store: Store) -> None:
     assert await store.update_user("nobody", UserChanges(group="mods")) is None
 
 
-async def test_update_user_can_end_every_session_of_the_user(store: SQLiteStore) -> None:
+async def test_update_user_can_end_every_session_of_the_user(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
     for token_hash, user_id in (("a", "u1"), ("b", "u1"), ("t", "u2")):
@@ -145,7 +143,7 @@ async def test_update_user_can_end_every_session_of_the_user(store: SQLiteStore)
     assert await sessions_of(store, "a", "b", "t") == ["t"]
 
 
-async def test_update_user_can_end_the_other_sessions_and_keep_one(store: SQLiteStore) -> None:
+async def test_update_user_can_end_the_other_sessions_and_keep_one(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
     for token_hash, user_id in (("a", "u1"), ("b", "u1"), ("c", "u1"), ("t", "u2")):
@@ -156,7 +154,7 @@ async def test_update_user_can_end_the_other_sessions_and_keep_one(store: SQLite
     assert await sessions_of(store, "a", "b", "c", "t") == ["b", "t"]
 
 
-async def test_update_user_without_revoke_keeps_every_session(store: SQLiteStore) -> None:
+async def test_update_user_without_revoke_keeps_every_session(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.open_session(session("a"), None)
 
@@ -170,9 +168,7 @@ async def test_update_user_without_revoke_keeps_every_session(store: SQLiteStore
     [UserChanges(username="TINA"), UserChanges(email="T@X.COM")],
     ids=["username", "email"],
 )
-async def test_a_duplicate_in_update_user_changes_nothing(
-    store: SQLiteStore, clash: UserChanges
-) -> None:
+async def test_a_duplicate_in_update_user_changes_nothing(store: Store, clash: UserChanges) -> None:
     await store.create_user(record("u1", "Donna", "d@x.com", extra={"lv": 3}))
     await store.create_user(record("u2", "Tina", "t@x.com"))
     await store.open_session(session("a"), None)
@@ -191,7 +187,7 @@ async def test_a_duplicate_in_update_user_changes_nothing(
 
 
 async def test_a_duplicate_of_a_user_in_another_scope_is_no_duplicate(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     await store.create_user(record("u1", "Donna", "d@x.com"))
     await store.create_user(record("u2", "Tina", "t@x.com", scope="other"))
@@ -202,7 +198,7 @@ async def test_a_duplicate_of_a_user_in_another_scope_is_no_duplicate(
     assert updated.username == "Tina"
 
 
-async def test_extra_too_large_in_update_user_changes_nothing(store: SQLiteStore) -> None:
+async def test_extra_too_large_in_update_user_changes_nothing(store: Store) -> None:
     half = "x" * (EXTRA_MAX_BYTES // 2)
     await store.create_user(record("u1", "Donna", extra={"a": half}))
     await store.open_session(session("a"), None)
@@ -216,7 +212,7 @@ async def test_extra_too_large_in_update_user_changes_nothing(store: SQLiteStore
 
 
 async def test_activating_clears_the_confirmation_and_its_codes_only(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     await store.create_user(
         record("u1", "Donna", active=False, confirmation="pending"), code("confirm-1", mail=MAIL)
@@ -232,11 +228,30 @@ async def test_activating_clears_the_confirmation_and_its_codes_only(
     assert await store.peek_code("reset-1", "reset", NOW) is CodeState.VALID
 
 
+async def test_concurrent_updates_from_two_stores_lose_no_change(
+    store: Store, database: Database
+) -> None:
+    """Two servers merging keys into one user's extra at once: every key is kept."""
+    other = await database.open_another()
+    await store.create_user(record("u1", "Donna", extra={"lv": 3}))
+
+    await asyncio.gather(
+        *(
+            (store, other)[i % 2].update_user("u1", UserChanges(extra={f"k{i}": i}))
+            for i in range(20)
+        )
+    )
+
+    user = await store.get_user("s", "u1")
+    assert user is not None
+    assert user.extra == {"lv": 3, **{f"k{i}": i for i in range(20)}}
+
+
 # -- delete_user ---------------------------------------------------------------------------
 
 
 async def test_delete_user_takes_its_sessions_login_events_and_codes_along(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     for user_id, name in (("u1", "Donna"), ("u2", "Tina")):
         await store.create_user(
@@ -247,29 +262,49 @@ async def test_delete_user_takes_its_sessions_login_events_and_codes_along(
         await store.open_session(
             session(f"s-{user_id}", user_id), LoginEvent(user_id, NOW, None, None)
         )
-    tables = ("users", "sessions", "login_events", "codes")
-    assert [count(path, table, "u1") for table in tables] == [1, 1, 1, 2]
+    assert await counts(database, "u1") == [1, 1, 1, 2]
 
     assert await store.delete_user("s", "u1") is True
 
-    assert [count(path, table, "u1") for table in tables] == [0, 0, 0, 0]
-    assert [count(path, table, "u2") for table in tables] == [1, 1, 1, 2]
+    assert await counts(database, "u1") == [0, 0, 0, 0]
+    assert await counts(database, "u2") == [1, 1, 1, 2]
     assert await store.login_events("u1") == []
     assert await store.peek_code("reset-u1", "reset", NOW) is CodeState.UNKNOWN
     assert await store.delete_user("s", "u1") is False
 
 
-async def test_delete_user_is_bound_to_its_scope(store: SQLiteStore) -> None:
+async def test_delete_user_is_bound_to_its_scope(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
 
     assert await store.delete_user("other", "u1") is False
     assert await store.get_user("s", "u1") is not None
 
 
+# -- set_password_hash and set_active -------------------------------------------------------
+
+
+async def test_set_password_hash_and_set_active_change_that_user_only(store: Store) -> None:
+    await store.create_user(record("u1", "Donna"))
+    await store.create_user(record("u2", "Tina"))
+
+    await store.set_password_hash("u1", "$argon2id$new")
+    await store.set_active("u1", False)
+    await store.set_active("nobody", False)  # no such user: nothing happens
+
+    assert await store.get_user("s", "u1") == record(
+        "u1", "Donna", password_hash="$argon2id$new", active=False
+    )
+    assert await store.get_user("s", "u2") == record("u2", "Tina")
+    await store.set_active("u1", True)
+    again = await store.get_user("s", "u1")
+    assert again is not None
+    assert again.active is True
+
+
 # -- set_confirmation ----------------------------------------------------------------------
 
 
-async def test_set_confirmation_records_whether_the_mail_went_out(store: SQLiteStore) -> None:
+async def test_set_confirmation_records_whether_the_mail_went_out(store: Store) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"))
 
     await store.set_confirmation("u1", "failed")
@@ -283,7 +318,7 @@ async def test_set_confirmation_records_whether_the_mail_went_out(store: SQLiteS
     assert pending.confirmation == "pending"
 
 
-async def test_set_confirmation_leaves_a_confirmed_user_confirmed(store: SQLiteStore) -> None:
+async def test_set_confirmation_leaves_a_confirmed_user_confirmed(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
 
     await store.set_confirmation("u1", "failed")
@@ -296,7 +331,7 @@ async def test_set_confirmation_leaves_a_confirmed_user_confirmed(store: SQLiteS
 # -- replace_code --------------------------------------------------------------------------
 
 
-async def test_a_replaced_code_becomes_unknown(store: SQLiteStore) -> None:
+async def test_a_replaced_code_becomes_unknown(store: Store) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c1"))
     await store.replace_code(code("r1", purpose="reset"))
 
@@ -307,7 +342,7 @@ async def test_a_replaced_code_becomes_unknown(store: SQLiteStore) -> None:
     assert await store.peek_code("r1", "reset", NOW + 2) is CodeState.VALID  # other purpose
 
 
-async def test_replace_code_touches_only_its_own_user(store: SQLiteStore) -> None:
+async def test_replace_code_touches_only_its_own_user(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
     await store.replace_code(code("r-u2", "u2", "reset"))
@@ -317,7 +352,7 @@ async def test_replace_code_touches_only_its_own_user(store: SQLiteStore) -> Non
     assert await store.peek_code("r-u2", "reset", NOW) is CodeState.VALID
 
 
-async def test_counted_codes_respect_the_minimum_interval(store: SQLiteStore) -> None:
+async def test_counted_codes_respect_the_minimum_interval(store: Store) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c0"))
 
     first = await store.replace_code(code("c1", counted=True), min_interval=60)
@@ -330,7 +365,28 @@ async def test_counted_codes_respect_the_minimum_interval(store: SQLiteStore) ->
     assert await store.peek_code("c3", "confirm", NOW + 61) is CodeState.VALID
 
 
-async def test_a_refused_counted_code_changes_nothing(store: SQLiteStore) -> None:
+async def test_concurrent_counted_codes_from_two_stores_respect_the_interval(
+    store: Store, database: Database
+) -> None:
+    """Resends of one confirmation arriving at two servers at once: one code is made."""
+    other = await database.open_another()
+    await store.create_user(record("u1", "Donna", active=False, confirmation="pending"))
+
+    made = await asyncio.gather(
+        *(
+            (store, other)[i % 2].replace_code(
+                code(f"c{i}", created=NOW + i / 100, counted=True), min_interval=60
+            )
+            for i in range(20)
+        )
+    )
+
+    assert made.count(True) == 1
+    winner = f"c{made.index(True)}"
+    assert await database.rows("SELECT code_hash FROM codes") == [(winner,)]
+
+
+async def test_a_refused_counted_code_changes_nothing(store: Store) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"))
     await store.replace_code(code("c1", counted=True, mail=MAIL))
 
@@ -343,7 +399,7 @@ async def test_a_refused_counted_code_changes_nothing(store: SQLiteStore) -> Non
     assert await store.confirmation_settings("u1") == MAIL
 
 
-async def test_uncounted_codes_ignore_the_minimum_interval(store: SQLiteStore) -> None:
+async def test_uncounted_codes_ignore_the_minimum_interval(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.replace_code(code("c1", counted=True))
 
@@ -352,7 +408,7 @@ async def test_uncounted_codes_ignore_the_minimum_interval(store: SQLiteStore) -
     assert await store.peek_code("c3", "confirm", NOW + 3) is CodeState.VALID
 
 
-async def test_the_interval_is_per_user_and_purpose(store: SQLiteStore) -> None:
+async def test_the_interval_is_per_user_and_purpose(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
     await store.replace_code(code("c1", "u1", counted=True))
@@ -368,7 +424,7 @@ async def test_the_interval_is_per_user_and_purpose(store: SQLiteStore) -> None:
 # -- peek_code and use_code ----------------------------------------------------------------
 
 
-async def test_peek_code_tells_every_state_without_using_the_code(store: SQLiteStore) -> None:
+async def test_peek_code_tells_every_state_without_using_the_code(store: Store) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c1"))
 
     assert await store.peek_code("c1", "confirm", NOW) is CodeState.VALID
@@ -383,7 +439,7 @@ async def test_peek_code_tells_every_state_without_using_the_code(store: SQLiteS
     assert await store.peek_code("c1", "confirm", NOW) is CodeState.USED
 
 
-async def test_using_a_confirmation_code_activates_its_user_once(store: SQLiteStore) -> None:
+async def test_using_a_confirmation_code_activates_its_user_once(store: Store) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c1"))
 
     first = await store.use_code("c1", "confirm", NOW + 1)
@@ -405,7 +461,7 @@ async def test_using_a_confirmation_code_activates_its_user_once(store: SQLiteSt
     ids=["expired", "wrong-purpose", "unknown"],
 )
 async def test_a_code_that_is_not_valid_does_nothing(
-    store: SQLiteStore, code_hash: str, purpose: str, at: float, state: CodeState
+    store: Store, code_hash: str, purpose: str, at: float, state: CodeState
 ) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c1"))
 
@@ -422,7 +478,7 @@ async def test_a_code_that_is_not_valid_does_nothing(
 
 
 async def test_using_a_reset_code_sets_the_password_and_ends_every_session(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
@@ -443,7 +499,7 @@ async def test_using_a_reset_code_sets_the_password_and_ends_every_session(
     assert user.password_hash == "$argon2id$new"
 
 
-async def test_an_expired_reset_code_sets_nothing(store: SQLiteStore) -> None:
+async def test_an_expired_reset_code_sets_nothing(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.replace_code(code("r1", purpose="reset", ttl=10))
     await store.open_session(session("a"), None)
@@ -459,7 +515,7 @@ async def test_an_expired_reset_code_sets_nothing(store: SQLiteStore) -> None:
 
 @pytest.mark.parametrize("purpose", ["confirm", "reset"])
 async def test_fifty_concurrent_uses_of_one_code_have_one_winner(
-    store: SQLiteStore, purpose: str
+    store: Store, purpose: str
 ) -> None:
     await store.create_user(record("u1", "Donna", active=False, confirmation="pending"))
     await store.replace_code(code("c1", purpose=purpose))
@@ -476,32 +532,90 @@ async def test_fifty_concurrent_uses_of_one_code_have_one_winner(
         assert user.password_hash == f"$h{states.index(CodeState.VALID)}"
 
 
-async def test_fifty_concurrent_uses_from_two_connections_have_one_winner(path: Path) -> None:
-    """Two servers on one file (each its own connection): still one winner."""
-    stores = [SQLiteStore(str(path)) for _ in range(2)]
-    try:
-        for opened in stores:
-            await opened.open()
-        await stores[0].create_user(
-            record("u1", "Donna", active=False, confirmation="pending"), code("c1")
-        )
+async def test_fifty_concurrent_uses_from_two_stores_have_one_winner(
+    store: Store, database: Database
+) -> None:
+    """Two servers on one database (each its own connection or pool): still one winner."""
+    other = await database.open_another()
+    await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c1"))
 
-        states = await asyncio.gather(
-            *(stores[i % 2].use_code("c1", "confirm", NOW + 1) for i in range(50))
-        )
-    finally:
-        for opened in stores:
-            await opened.close()
+    states = await asyncio.gather(
+        *((store, other)[i % 2].use_code("c1", "confirm", NOW + 1) for i in range(50))
+    )
 
     assert states.count(CodeState.VALID) == 1
     assert states.count(CodeState.USED) == 49
+    user = await other.get_user("s", "u1")
+    assert user is not None
+    assert user.active is True
+
+
+RIVALS: dict[str, Callable[[Store, int], Awaitable[object]]] = {
+    # Another reset link mailed meanwhile.
+    "replace_code": lambda store, u: store.replace_code(code(f"new{u}", f"u{u}", "reset")),
+    # A new password set meanwhile (which expires the reset links).
+    "update_user": lambda store, u: store.update_user(f"u{u}", UserChanges(password_hash="$x")),
+    # The user deleted meanwhile (with its codes).
+    "delete_user": lambda store, u: store.delete_user("s", f"u{u}"),
+}
+
+
+@pytest.mark.parametrize("rival", RIVALS)
+async def test_a_code_used_while_another_store_changes_its_user_ends_without_error(
+    store: Store, database: Database, rival: str
+) -> None:
+    """A reset link followed at one server while another changes the same user: each call
+    waits for the other (in either order), neither fails."""
+    other = await database.open_another()
+    for u in range(50):
+        await store.create_user(record(f"u{u}", f"n{u}"))
+        await store.replace_code(code(f"r{u}", f"u{u}", "reset"))
+
+    results = await asyncio.gather(
+        *(
+            call
+            for u in range(50)
+            for call in (
+                store.use_code(f"r{u}", "reset", NOW + 1, password_hash="$new"),
+                RIVALS[rival](other, u),
+            )
+        ),
+        return_exceptions=True,
+    )
+
+    assert [result for result in results if isinstance(result, BaseException)] == []
+    assert {state for state in results[::2]} <= {
+        CodeState.VALID,
+        CodeState.UNKNOWN,
+        CodeState.EXPIRED,
+    }
+
+
+# -- code_user -------------------------------------------------------------------------------
+
+
+async def test_code_user_is_the_user_a_code_was_made_for_in_any_state(store: Store) -> None:
+    pending = record("u1", "Donna", active=False, confirmation="pending")
+    await store.create_user(pending, code("c1"))
+    await store.create_user(record("u2", "Tina"))
+    await store.replace_code(code("r2", "u2", "reset"))
+
+    assert await store.code_user("c1") == pending
+    assert await store.code_user("r2") == record("u2", "Tina")
+    await store.use_code("c1", "confirm", NOW)
+    used = await store.code_user("c1")  # used: still the user's
+    assert used is not None
+    assert used.user_id == "u1"
+    assert await store.code_user("nope") is None
+    await store.delete_user("s", "u2")
+    assert await store.code_user("r2") is None
 
 
 # -- confirmation_settings -----------------------------------------------------------------
 
 
 async def test_confirmation_settings_are_those_of_the_newest_confirmation_code(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     await store.create_user(
         record("u1", "Donna", active=False, confirmation="pending"), code("c1", mail=MAIL)
@@ -516,7 +630,7 @@ async def test_confirmation_settings_are_those_of_the_newest_confirmation_code(
     assert await store.confirmation_settings("u1") == newer  # reset codes do not count
 
 
-async def test_no_confirmation_settings_without_a_confirmation_code(store: SQLiteStore) -> None:
+async def test_no_confirmation_settings_without_a_confirmation_code(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina", active=False, confirmation="pending"), code("c"))
 
@@ -528,7 +642,7 @@ async def test_no_confirmation_settings_without_a_confirmation_code(store: SQLit
 # -- sessions ------------------------------------------------------------------------------
 
 
-async def test_a_session_reads_back_with_its_last_use(store: SQLiteStore) -> None:
+async def test_a_session_reads_back_with_its_last_use(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.open_session(session("a"), None)
 
@@ -543,7 +657,7 @@ async def test_a_session_reads_back_with_its_last_use(store: SQLiteStore) -> Non
     assert await store.session("nope") is None
 
 
-async def test_revoke_sessions_ends_only_that_users_sessions(store: SQLiteStore) -> None:
+async def test_revoke_sessions_ends_only_that_users_sessions(store: Store) -> None:
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
     for token_hash, user_id in (("a", "u1"), ("b", "u1"), ("t", "u2")):
@@ -557,7 +671,47 @@ async def test_revoke_sessions_ends_only_that_users_sessions(store: SQLiteStore)
     assert await store.get_user("s", "u1") is not None
 
 
-# -- migration -----------------------------------------------------------------------------
+# -- update_user and the links mailed before it ------------------------------------------
+
+
+async def test_deactivating_a_pending_user_ends_the_wait_and_its_link(store: Store) -> None:
+    """The administrator's decision wins over a confirmation link mailed earlier."""
+    await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c"))
+
+    user = await store.update_user("u1", UserChanges(active=False))
+
+    assert user is not None
+    assert (user.active, user.confirmation) == (False, None)
+    assert await store.use_code("c", "confirm", NOW) is CodeState.UNKNOWN
+    again = await store.get_user("s", "u1")
+    assert again is not None
+    assert not again.active
+
+
+@pytest.mark.parametrize(
+    ("changes", "expired"),
+    [
+        (UserChanges(email="new@home.com"), {"confirm", "reset"}),
+        (UserChanges(password_hash="$argon2id$new"), {"reset"}),
+        (UserChanges(extra={"lv": 2}), set()),
+    ],
+)
+async def test_links_mailed_before_a_change_of_address_or_password_expire(
+    store: Store, changes: UserChanges, expired: set[str]
+) -> None:
+    """A link went to the old address (or was for the old password): it no longer works."""
+    pending = record("u1", "Donna", "old@home.com", active=False, confirmation="pending")
+    await store.create_user(pending, code("c"))
+    await store.replace_code(code("r", purpose="reset"))
+
+    await store.update_user("u1", changes)
+
+    for code_hash, purpose in (("c", "confirm"), ("r", "reset")):
+        state = await store.peek_code(code_hash, purpose, NOW)
+        assert state is (CodeState.EXPIRED if purpose in expired else CodeState.VALID), purpose
+
+
+# -- SQLite only: the upgrade of a database of an older schema ----------------------------
 
 
 async def test_a_schema_2_database_is_upgraded_to_3(path: Path) -> None:
@@ -584,48 +738,7 @@ async def test_a_schema_2_database_is_upgraded_to_3(path: Path) -> None:
     finally:
         await store.close()
 
-    db = sqlite3.connect(path)
-    try:
-        # Version 3 made the codes table; later versions may follow it.
-        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
-        assert len(MIGRATIONS) >= 3
-        assert db.execute("SELECT count(*) FROM codes").fetchone() == (1,)
-    finally:
-        db.close()
-
-
-async def test_deactivating_a_pending_user_ends_the_wait_and_its_link(store: SQLiteStore) -> None:
-    """The administrator's decision wins over a confirmation link mailed earlier."""
-    await store.create_user(record("u1", "Donna", active=False, confirmation="pending"), code("c"))
-
-    user = await store.update_user("u1", UserChanges(active=False))
-
-    assert user is not None
-    assert (user.active, user.confirmation) == (False, None)
-    assert await store.use_code("c", "confirm", NOW) is CodeState.UNKNOWN
-    again = await store.get_user("s", "u1")
-    assert again is not None
-    assert not again.active
-
-
-@pytest.mark.parametrize(
-    ("changes", "expired"),
-    [
-        (UserChanges(email="new@home.com"), {"confirm", "reset"}),
-        (UserChanges(password_hash="$argon2id$new"), {"reset"}),
-        (UserChanges(extra={"lv": 2}), set()),
-    ],
-)
-async def test_links_mailed_before_a_change_of_address_or_password_expire(
-    store: SQLiteStore, changes: UserChanges, expired: set[str]
-) -> None:
-    """A link went to the old address (or was for the old password): it no longer works."""
-    pending = record("u1", "Donna", "old@home.com", active=False, confirmation="pending")
-    await store.create_user(pending, code("c"))
-    await store.replace_code(code("r", purpose="reset"))
-
-    await store.update_user("u1", changes)
-
-    for code_hash, purpose in (("c", "confirm"), ("r", "reset")):
-        state = await store.peek_code(code_hash, purpose, NOW)
-        assert state is (CodeState.EXPIRED if purpose in expired else CodeState.VALID), purpose
+    # Version 3 made the codes table; later versions may follow it.
+    assert sqlite_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert len(MIGRATIONS) >= 3
+    assert sqlite_rows(path, "SELECT count(*) FROM codes") == [(1,)]

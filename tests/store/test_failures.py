@@ -1,21 +1,20 @@
-"""The SQLite store's failed logins and lockouts, called directly on a file of its own: the
-record (never a password), the count within the window, the lock at exactly the threshold and
-its end, clearing (with and without a lock in force), one decision per concurrent failure, and
-the upgrade of a schema 4 database to 5."""
+"""The store's failed logins and lockouts, called directly on each backend: the record (never
+a password), the count within the window, the lock at exactly the threshold and its end,
+clearing (with and without a lock in force), and one decision per concurrent failure, also
+between two stores on one database; and, SQLite only, the upgrade of a schema 4 database."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from corelogin.server.store import UserRecord
+from corelogin.server.store import Store, UserRecord
 from corelogin.server.store.base import FailedLogin, FailureReason, LockoutRule
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
-from tests.store.conftest import database_at_version
+from tests.store.conftest import Database, database_at_version, sqlite_rows
 
 NOW = 1_000_000.0
 RULE = LockoutRule(threshold=3, window=60, seconds=300)
@@ -38,17 +37,8 @@ def failure(
     )
 
 
-def rows(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    """What a separate, read-only connection sees."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return list(db.execute(sql, args).fetchall())
-    finally:
-        db.close()
-
-
 async def test_a_failure_is_kept_with_address_agent_and_reason(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     assert await store.record_failure(failure(NOW, reason="unknown user")) is False
     await store.record_failure(failure(NOW + 1, "@d@x"))
@@ -59,8 +49,8 @@ async def test_a_failure_is_kept_with_address_agent_and_reason(
     ]
     assert await store.failed_logins("s", "donna") == [failure(NOW, reason="unknown user")]
     assert await store.failed_logins("other") == []
-    assert rows(
-        path, "SELECT scope, identifier, remote, user_agent, reason FROM failed_logins"
+    assert await database.rows(
+        "SELECT scope, identifier, remote, user_agent, reason FROM failed_logins ORDER BY id"
     ) == [
         ("s", "donna", "192.0.2.7", "game/1.0", "unknown user"),
         ("s", "@d@x", "192.0.2.7", "game/1.0", "wrong password"),
@@ -68,7 +58,7 @@ async def test_a_failure_is_kept_with_address_agent_and_reason(
 
 
 async def test_failures_since_counts_one_identifier_of_one_scope_from_a_time(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     for at in (NOW, NOW + 10, NOW + 20):
         await store.record_failure(failure(at))
@@ -84,7 +74,7 @@ async def test_failures_since_counts_one_identifier_of_one_scope_from_a_time(
 
 
 async def test_the_threshold_th_failure_locks_and_later_ones_are_refused(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     decisions = [await store.record_failure(failure(NOW + i), RULE) for i in range(3)]
     assert decisions == [False, False, False]  # the failures themselves: 603
@@ -99,7 +89,7 @@ async def test_the_threshold_th_failure_locks_and_later_ones_are_refused(
     assert await store.record_failure(failure(NOW + 3, scope="other"), RULE) is False
 
 
-async def test_failures_older_than_the_window_do_not_count(store: SQLiteStore) -> None:
+async def test_failures_older_than_the_window_do_not_count(store: Store) -> None:
     await store.record_failure(failure(NOW), RULE)
     await store.record_failure(failure(NOW + 1), RULE)
     # The first is out of the window by now: this makes two, not three.
@@ -109,7 +99,7 @@ async def test_failures_older_than_the_window_do_not_count(store: SQLiteStore) -
     assert await store.locked_until("s", "donna", NOW + RULE.window + 0.6) is not None
 
 
-async def test_after_the_lock_the_count_starts_again_from_zero(store: SQLiteStore) -> None:
+async def test_after_the_lock_the_count_starts_again_from_zero(store: Store) -> None:
     for i in range(3):
         await store.record_failure(failure(NOW + i), RULE)
     end = NOW + 2 + RULE.seconds
@@ -124,7 +114,7 @@ async def test_after_the_lock_the_count_starts_again_from_zero(store: SQLiteStor
 
 
 async def test_clearing_resets_the_count_and_lifts_the_lock_keeping_the_record(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     await store.record_failure(failure(NOW), RULE)
     await store.record_failure(failure(NOW + 1), RULE)
@@ -143,7 +133,7 @@ async def test_clearing_resets_the_count_and_lifts_the_lock_keeping_the_record(
     assert len(await store.failed_logins("s", "donna")) == 6  # history is kept
 
 
-async def test_clearing_unless_locked_changes_nothing_while_locked(store: SQLiteStore) -> None:
+async def test_clearing_unless_locked_changes_nothing_while_locked(store: Store) -> None:
     for i in range(3):
         await store.record_failure(failure(NOW + i), RULE)
 
@@ -159,7 +149,7 @@ async def test_clearing_unless_locked_changes_nothing_while_locked(store: SQLite
 
 
 async def test_concurrent_failures_lock_at_exactly_the_threshold(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     rule = LockoutRule(threshold=5, window=60, seconds=300)
     decisions = await asyncio.gather(
@@ -167,40 +157,62 @@ async def test_concurrent_failures_lock_at_exactly_the_threshold(
     )
     assert decisions.count(False) == 5
     assert decisions.count(True) == 15
-    assert rows(path, "SELECT reason, count(*) FROM failed_logins GROUP BY reason ORDER BY 1") == [
+    assert await database.rows(
+        "SELECT reason, count(*) FROM failed_logins GROUP BY reason ORDER BY 1"
+    ) == [
         ("locked", 15),
         ("wrong password", 5),
     ]
 
 
-async def test_two_stores_on_one_file_count_each_others_failures(
-    store: SQLiteStore, path: Path
+async def test_two_stores_on_one_database_count_each_others_failures(
+    store: Store, database: Database
 ) -> None:
     """As two server instances do: each decision is a write transaction of the database."""
     rule = LockoutRule(threshold=5, window=60, seconds=300)
-    other = SQLiteStore(str(path))
-    await other.open()
-    try:
-        decisions = await asyncio.gather(
-            *(
-                (store, other)[i % 2].record_failure(failure(NOW + i / 1000), rule)
-                for i in range(20)
-            )
-        )
-        assert await other.locked_until("s", "donna", NOW + 1) is not None
-    finally:
-        await other.close()
+    other = await database.open_another()
+    decisions = await asyncio.gather(
+        *((store, other)[i % 2].record_failure(failure(NOW + i / 1000), rule) for i in range(20))
+    )
+    assert await other.locked_until("s", "donna", NOW + 1) is not None
 
     assert decisions.count(False) == 5
-    assert rows(path, "SELECT count(*) FROM failed_logins WHERE reason = 'locked'") == [(15,)]
+    assert await database.rows("SELECT count(*) FROM failed_logins WHERE reason = 'locked'") == [
+        (15,)
+    ]
 
 
-async def test_a_lower_threshold_locks_an_identifier_already_past_it(store: SQLiteStore) -> None:
+async def test_a_lower_threshold_locks_an_identifier_already_past_it(store: Store) -> None:
     for i in range(4):
         await store.record_failure(failure(NOW + i))  # counted, with no rule yet
 
     assert await store.record_failure(failure(NOW + 4), RULE) is True
     assert await store.locked_until("s", "donna", NOW + 4) == NOW + 4 + RULE.seconds
+
+
+async def test_failed_logins_has_no_password_column(store: Store, database: Database) -> None:
+    assert await database.columns("failed_logins") == {
+        "id",
+        "scope",
+        "identifier",
+        "at",
+        "remote",
+        "user_agent",
+        "reason",
+    }
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_failed_logins_gives_the_newest_first_up_to_the_limit(
+    store: Store, limit: int
+) -> None:
+    for i in range(3):
+        await store.record_failure(failure(NOW + i))
+    newest = await store.failed_logins("s", limit=limit)
+    assert [f.at for f in newest] == [NOW + 2, NOW + 1][:limit]
+
+
+# -- SQLite only: the upgrade of a database of an older schema ----------------------------
 
 
 async def test_a_schema_4_database_is_upgraded_to_5_with_its_users_kept(path: Path) -> None:
@@ -225,21 +237,6 @@ async def test_a_schema_4_database_is_upgraded_to_5_with_its_users_kept(path: Pa
         await store.close()
 
     assert len(MIGRATIONS) >= 5
-    assert rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
-    assert rows(path, "SELECT count(*) FROM failed_logins") == [(4,)]
-    assert rows(path, "SELECT scope, identifier FROM lockouts") == [("s", "donna")]
-
-
-async def test_failed_logins_has_no_password_column(store: SQLiteStore, path: Path) -> None:
-    columns = {row[1] for row in rows(path, "PRAGMA table_info(failed_logins)")}
-    assert columns == {"id", "scope", "identifier", "at", "remote", "user_agent", "reason"}
-
-
-@pytest.mark.parametrize("limit", [1, 2])
-async def test_failed_logins_gives_the_newest_first_up_to_the_limit(
-    store: SQLiteStore, limit: int
-) -> None:
-    for i in range(3):
-        await store.record_failure(failure(NOW + i))
-    newest = await store.failed_logins("s", limit=limit)
-    assert [f.at for f in newest] == [NOW + 2, NOW + 1][:limit]
+    assert sqlite_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert sqlite_rows(path, "SELECT count(*) FROM failed_logins") == [(4,)]
+    assert sqlite_rows(path, "SELECT scope, identifier FROM lockouts") == [("s", "donna")]

@@ -1,11 +1,11 @@
-"""The SQLite store's provider links, called directly on a file of its own: add / get / update /
-remove / find, the sign-up of a user linked to an identity in one transaction (and its races),
-the cascade of a deleted user, and the upgrade of a schema 3 database to 4."""
+"""The store's provider links, called directly on each backend: add / get / update / remove /
+find, the sign-up of a user linked to an identity in one transaction (and its races, also
+between two stores on one database), the cascade of a deleted user, links kept when the
+database is opened again; and, SQLite only, the upgrade of a schema 3 database."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from functools import partial
 from pathlib import Path
 
@@ -15,11 +15,12 @@ from corelogin.server.store import (
     DuplicateLinkError,
     DuplicateUserError,
     ProviderLink,
+    Store,
     UserRecord,
 )
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
-from tests.store.conftest import database_at_version, record
+from tests.store.conftest import Database, database_at_version, record, sqlite_rows
 
 NOW = 1_000_000.0
 
@@ -49,39 +50,31 @@ def link(
 
 
 @pytest.fixture
-async def users(store: SQLiteStore) -> None:
+async def users(store: Store) -> None:
     """u1 Donna and u2 Tina in scope s, u3 Ann in scope other."""
     await store.create_user(record("u1", "Donna"))
     await store.create_user(record("u2", "Tina"))
     await store.create_user(record("u3", "Ann", scope="other"))
 
 
-def rows(path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    """What a separate, read-only connection sees."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return list(db.execute(sql, args).fetchall())
-    finally:
-        db.close()
-
-
-def all_links(path: Path) -> list[tuple[object, ...]]:
-    return rows(
-        path,
+async def all_links(database: Database) -> list[tuple[object, ...]]:
+    """The links a separate connection sees."""
+    return await database.rows(
         "SELECT user_id, scope, provider, client_id, access_token, access_token_expiry "
         "FROM provider_links ORDER BY user_id, provider",
     )
 
 
-def user_ids(path: Path) -> list[str]:
-    return [str(row[0]) for row in rows(path, "SELECT user_id FROM users ORDER BY user_id")]
+async def user_ids(database: Database) -> list[str]:
+    """The users a separate connection sees."""
+    return [str(row[0]) for row in await database.rows("SELECT user_id FROM users ORDER BY 1")]
 
 
 # -- add_link / get_link ---------------------------------------------------------------------
 
 
 @pytest.mark.usefixtures("users")
-async def test_added_link_is_read_back_whole(store: SQLiteStore) -> None:
+async def test_added_link_is_read_back_whole(store: Store) -> None:
     added = link("u1", "fb-1", access_token="at-1", expiry=1_893_456_000)
 
     await store.add_link(added)
@@ -92,7 +85,7 @@ async def test_added_link_is_read_back_whole(store: SQLiteStore) -> None:
 
 
 @pytest.mark.usefixtures("users")
-async def test_link_without_token_or_expiry_keeps_them_none(store: SQLiteStore) -> None:
+async def test_link_without_token_or_expiry_keeps_them_none(store: Store) -> None:
     await store.add_link(link("u1", access_token=None, expiry=None))
 
     got = await store.get_link("u1", "facebook")
@@ -103,19 +96,19 @@ async def test_link_without_token_or_expiry_keeps_them_none(store: SQLiteStore) 
 
 @pytest.mark.usefixtures("users")
 async def test_second_link_of_one_provider_for_a_user_is_a_duplicate_and_changes_nothing(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     await store.add_link(link("u1", "fb-1", access_token="at-1"))
 
     with pytest.raises(DuplicateLinkError):
         await store.add_link(link("u1", "fb-2", access_token="at-2"))
 
-    assert all_links(path) == [("u1", "s", "facebook", "fb-1", "at-1", None)]
+    assert await all_links(database) == [("u1", "s", "facebook", "fb-1", "at-1", None)]
 
 
 @pytest.mark.usefixtures("users")
 async def test_identity_linked_to_another_user_of_the_scope_is_a_duplicate(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     await store.add_link(link("u1", "fb-1"))
 
@@ -123,12 +116,12 @@ async def test_identity_linked_to_another_user_of_the_scope_is_a_duplicate(
         await store.add_link(link("u2", "fb-1", access_token="at-2"))
 
     assert await store.get_link("u2", "facebook") is None
-    assert all_links(path) == [("u1", "s", "facebook", "fb-1", "at-1", None)]
+    assert await all_links(database) == [("u1", "s", "facebook", "fb-1", "at-1", None)]
 
 
 @pytest.mark.usefixtures("users")
 async def test_one_identity_may_be_linked_once_per_scope_and_per_provider(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     await store.add_link(link("u1", "id-1"))
     await store.add_link(link("u3", "id-1", scope="other"))
@@ -141,6 +134,15 @@ async def test_one_identity_may_be_linked_once_per_scope_and_per_provider(
     assert second is not None
     assert third is not None
     assert (first[0].user_id, second[0].user_id, third[0].user_id) == ("u1", "u3", "u2")
+
+
+async def test_a_link_of_a_user_that_does_not_exist_is_a_lookup_error(
+    store: Store, database: Database
+) -> None:
+    with pytest.raises(LookupError):
+        await store.add_link(link("nobody"))
+
+    assert await all_links(database) == []
 
 
 # -- update_link -----------------------------------------------------------------------------
@@ -159,7 +161,7 @@ async def test_one_identity_may_be_linked_once_per_scope_and_per_provider(
     ],
 )
 async def test_update_link_changes_what_it_is_given_and_keeps_the_rest(
-    store: SQLiteStore, path: Path, changes: dict[str, object], expected: tuple[object, ...]
+    store: Store, database: Database, changes: dict[str, object], expected: tuple[object, ...]
 ) -> None:
     await store.add_link(link("u1", "fb-1", access_token="at-1", expiry=100))
 
@@ -168,11 +170,11 @@ async def test_update_link_changes_what_it_is_given_and_keeps_the_rest(
     assert updated is not None
     assert (updated.client_id, updated.access_token, updated.access_token_expiry) == expected
     assert await store.get_link("u1", "facebook") == updated
-    assert all_links(path) == [("u1", "s", "facebook", *expected)]
+    assert await all_links(database) == [("u1", "s", "facebook", *expected)]
 
 
 @pytest.mark.usefixtures("users")
-async def test_update_link_of_a_provider_not_linked_is_none(store: SQLiteStore) -> None:
+async def test_update_link_of_a_provider_not_linked_is_none(store: Store) -> None:
     await store.add_link(link("u1"))
 
     assert await store.update_link("u1", "google", access_token="x") is None
@@ -182,22 +184,22 @@ async def test_update_link_of_a_provider_not_linked_is_none(store: SQLiteStore) 
 
 @pytest.mark.usefixtures("users")
 async def test_update_link_to_another_users_identity_is_a_duplicate_and_changes_nothing(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     await store.add_link(link("u1", "fb-1", access_token="at-1"))
     await store.add_link(link("u2", "fb-2", access_token="at-2"))
-    before = all_links(path)
+    before = await all_links(database)
 
     with pytest.raises(DuplicateLinkError):
         await store.update_link("u2", "facebook", client_id="fb-1", access_token="stolen")
 
-    assert all_links(path) == before
+    assert await all_links(database) == before
     # The store still works after the rolled back transaction.
     assert await store.update_link("u2", "facebook", access_token="at-3") is not None
 
 
 @pytest.mark.usefixtures("users")
-async def test_update_link_to_an_identity_of_another_scope_is_fine(store: SQLiteStore) -> None:
+async def test_update_link_to_an_identity_of_another_scope_is_fine(store: Store) -> None:
     await store.add_link(link("u3", "fb-1", scope="other"))
     await store.add_link(link("u1", "fb-2"))
 
@@ -211,7 +213,7 @@ async def test_update_link_to_an_identity_of_another_scope_is_fine(store: SQLite
 
 
 @pytest.mark.usefixtures("users")
-async def test_remove_link_removes_only_that_link(store: SQLiteStore, path: Path) -> None:
+async def test_remove_link_removes_only_that_link(store: Store, database: Database) -> None:
     await store.add_link(link("u1", "fb-1"))
     await store.add_link(link("u1", "g-1", provider="google"))
     await store.add_link(link("u2", "fb-2"))
@@ -222,14 +224,14 @@ async def test_remove_link_removes_only_that_link(store: SQLiteStore, path: Path
 
     assert await store.get_link("u1", "facebook") is None
     assert await store.find_link("s", "facebook", "fb-1") is None
-    assert [(row[0], row[2]) for row in all_links(path)] == [
+    assert [(row[0], row[2]) for row in await all_links(database)] == [
         ("u1", "google"),
         ("u2", "facebook"),
     ]
 
 
 @pytest.mark.usefixtures("users")
-async def test_a_removed_identity_can_be_linked_by_another_user(store: SQLiteStore) -> None:
+async def test_a_removed_identity_can_be_linked_by_another_user(store: Store) -> None:
     await store.add_link(link("u1", "fb-1"))
     await store.remove_link("u1", "facebook")
 
@@ -244,7 +246,7 @@ async def test_a_removed_identity_can_be_linked_by_another_user(store: SQLiteSto
 
 
 @pytest.mark.usefixtures("users")
-async def test_find_link_gives_the_user_and_the_link(store: SQLiteStore) -> None:
+async def test_find_link_gives_the_user_and_the_link(store: Store) -> None:
     added = link("u2", "fb-2", access_token="at-2", expiry=5)
     await store.add_link(added)
 
@@ -254,7 +256,7 @@ async def test_find_link_gives_the_user_and_the_link(store: SQLiteStore) -> None
 
 
 @pytest.mark.usefixtures("users")
-async def test_find_link_is_bound_to_its_scope_provider_and_identity(store: SQLiteStore) -> None:
+async def test_find_link_is_bound_to_its_scope_provider_and_identity(store: Store) -> None:
     await store.add_link(link("u1", "fb-1"))
 
     assert await store.find_link("other", "facebook", "fb-1") is None
@@ -269,7 +271,7 @@ async def test_find_link_is_bound_to_its_scope_provider_and_identity(store: SQLi
 
 @pytest.mark.usefixtures("users")
 async def test_deleting_a_user_deletes_its_links_and_frees_the_identity(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     await store.add_link(link("u1", "fb-1"))
     await store.add_link(link("u1", "g-1", provider="google"))
@@ -277,7 +279,7 @@ async def test_deleting_a_user_deletes_its_links_and_frees_the_identity(
 
     assert await store.delete_user("s", "u1") is True
 
-    assert [row[0] for row in all_links(path)] == ["u2"]
+    assert [row[0] for row in await all_links(database)] == ["u2"]
     assert await store.find_link("s", "facebook", "fb-1") is None
     assert await store.get_link("u1", "google") is None
     await store.create_user(record("u4", "Newcomer"))
@@ -289,20 +291,20 @@ async def test_deleting_a_user_deletes_its_links_and_frees_the_identity(
 
 @pytest.mark.usefixtures("users")
 async def test_deleting_a_user_of_another_scope_keeps_its_links(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     await store.add_link(link("u1", "fb-1"))
 
     assert await store.delete_user("other", "u1") is False
 
-    assert len(all_links(path)) == 1
+    assert len(await all_links(database)) == 1
 
 
 # -- signup_with_link ------------------------------------------------------------------------
 
 
 async def test_signup_with_link_creates_the_user_and_its_link_together(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     user = record("n1", "device-user", email="n@x.com")
     new_link = link("n1", "device-abc", provider="openudid", access_token=None)
@@ -313,11 +315,11 @@ async def test_signup_with_link_creates_the_user_and_its_link_together(
     assert await store.get_user("s", "n1") == user
     assert await store.get_link("n1", "openudid") == new_link
     assert await store.find_link("s", "openudid", "device-abc") == (user, new_link)
-    assert user_ids(path) == ["n1"]
+    assert await user_ids(database) == ["n1"]
 
 
 async def test_signup_with_link_of_a_linked_identity_gives_the_existing_user(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     first = record("n1", "first")
     first_link = link("n1", "device-abc", provider="openudid", access_token=None)
@@ -328,12 +330,12 @@ async def test_signup_with_link_of_a_linked_identity_gives_the_existing_user(
     )
 
     assert result == (first, first_link)
-    assert user_ids(path) == ["n1"]
-    assert len(all_links(path)) == 1
+    assert await user_ids(database) == ["n1"]
+    assert len(await all_links(database)) == 1
 
 
 async def test_signup_with_link_of_an_identity_linked_in_another_scope_creates_a_user(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
     await store.signup_with_link(
         record("n1", "first", scope="a"), link("n1", "id-1", provider="google", scope="a")
@@ -344,14 +346,16 @@ async def test_signup_with_link_of_an_identity_linked_in_another_scope_creates_a
     )
 
     assert user.user_id == "n2"
-    assert user_ids(path) == ["n1", "n2"]
+    assert await user_ids(database) == ["n1", "n2"]
 
 
 async def test_concurrent_signups_of_one_identity_create_one_user(
-    store: SQLiteStore, path: Path
+    store: Store, database: Database
 ) -> None:
+    """First logins of one device arriving at two servers at once (a store each)."""
+    other = await database.open_another()
     attempts = [
-        store.signup_with_link(
+        (store, other)[i % 2].signup_with_link(
             record(f"n{i:02}", f"device-{i:02}"),
             link(f"n{i:02}", "device-abc", provider="openudid", access_token=None),
         )
@@ -363,8 +367,8 @@ async def test_concurrent_signups_of_one_identity_create_one_user(
     winners = {user.user_id for user, _ in results}
     assert len(winners) == 1
     assert {found_link.client_id for _, found_link in results} == {"device-abc"}
-    assert user_ids(path) == sorted(winners)
-    assert len(all_links(path)) == 1
+    assert await user_ids(database) == sorted(winners)
+    assert len(await all_links(database)) == 1
 
 
 @pytest.mark.parametrize(
@@ -376,15 +380,15 @@ async def test_concurrent_signups_of_one_identity_create_one_user(
     ids=["username", "email"],
 )
 async def test_signup_with_a_taken_username_or_email_raises_and_creates_nothing(
-    store: SQLiteStore, path: Path, colliding: UserRecord
+    store: Store, database: Database, colliding: UserRecord
 ) -> None:
     await store.create_user(record("u1", "Donna", email="donna@x.com"))
 
     with pytest.raises(DuplicateUserError):
         await store.signup_with_link(colliding, link("n1", "g-1", provider="google"))
 
-    assert user_ids(path) == ["u1"]
-    assert all_links(path) == []
+    assert await user_ids(database) == ["u1"]
+    assert await all_links(database) == []
     assert await store.find_link("s", "google", "g-1") is None
     # Nothing is left half done: the same identity signs up under a free name.
     user, _ = await store.signup_with_link(
@@ -393,7 +397,24 @@ async def test_signup_with_a_taken_username_or_email_raises_and_creates_nothing(
     assert user.user_id == "n2"
 
 
-# -- migration -------------------------------------------------------------------------------
+# -- reopening -------------------------------------------------------------------------------
+
+
+async def test_a_database_opened_again_keeps_its_links(store: Store, database: Database) -> None:
+    await store.create_user(record("u1", "Donna"))
+    await store.add_link(link("u1", "fb-1", expiry=7))
+    await store.close()
+
+    again = await database.open_another()
+
+    assert await again.get_link("u1", "facebook") == link("u1", "fb-1", expiry=7)
+    assert await again.find_link("s", "facebook", "fb-1") == (
+        record("u1", "Donna"),
+        link("u1", "fb-1", expiry=7),
+    )
+
+
+# -- SQLite only: the upgrade of a database of an older schema ------------------------------
 
 
 async def test_a_schema_3_database_is_upgraded_to_4_with_its_users_kept(path: Path) -> None:
@@ -418,21 +439,6 @@ async def test_a_schema_3_database_is_upgraded_to_4_with_its_users_kept(path: Pa
     finally:
         await store.close()
 
-    assert rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+    assert sqlite_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert len(MIGRATIONS) >= 4
-    assert rows(path, "SELECT count(*) FROM provider_links") == [(0,)]
-
-
-async def test_reopening_an_upgraded_database_keeps_its_links(path: Path) -> None:
-    store = SQLiteStore(str(path))
-    await store.open()
-    await store.create_user(record("u1", "Donna"))
-    await store.add_link(link("u1", "fb-1", expiry=7))
-    await store.close()
-
-    again = SQLiteStore(str(path))
-    await again.open()
-    try:
-        assert await again.get_link("u1", "facebook") == link("u1", "fb-1", expiry=7)
-    finally:
-        await again.close()
+    assert sqlite_rows(path, "SELECT count(*) FROM provider_links") == [(0,)]

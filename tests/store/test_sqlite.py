@@ -1,4 +1,6 @@
-"""The SQLite store: WAL, versioned schema, uniqueness by key, atomic session + login event."""
+"""The SQLite store alone: WAL, the schema versioned by ``PRAGMA user_version`` (and refused
+when newer), files readable by their owner only, servers opening one new file together, the
+forms of its URLs, and the re-keying of emails of a schema 1 database."""
 
 from __future__ import annotations
 
@@ -9,37 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from corelogin.server.store import (
-    DuplicateUserError,
-    LoginEvent,
-    SessionRecord,
-    StoreError,
-    UserRecord,
-    open_store,
-)
+from corelogin.server.store import StoreError, open_store
 from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.store.sqlite_schema import MIGRATIONS
-from tests.store.conftest import record
+from tests.store.conftest import record, sqlite_rows
 
 record = partial(record, password_hash="$argon2id$fake", extra={"k": [1, "two"]})
 
-
-async def test_schema_is_created_versioned_and_in_wal_mode(store: SQLiteStore, path: Path) -> None:
-    db = sqlite3.connect(path)
-    assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
-    db.close()
+FULLWIDTH = "\uff24\uff4f\uff4e\uff4e\uff41@home.com"  # "Donna@home.com" in fullwidth letters
 
 
-async def test_reopening_keeps_data_and_does_not_migrate_twice(
-    store: SQLiteStore, path: Path
-) -> None:
-    await store.create_user(record("u1", "Donna"))
-    await store.close()
+async def test_schema_is_created_versioned_and_in_wal_mode(path: Path) -> None:
+    store = SQLiteStore(str(path))
     await store.open()
-    found = await store.find_user("s", username="donna")
-    assert found is not None
-    assert found.extra == {"k": [1, "two"]}
+    await store.close()
+
+    assert sqlite_rows(path, "PRAGMA journal_mode") == [("wal",)]
+    assert sqlite_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
 
 
 async def test_a_newer_schema_is_refused(path: Path) -> None:
@@ -50,54 +38,10 @@ async def test_a_newer_schema_is_refused(path: Path) -> None:
         await SQLiteStore(str(path)).open()
 
 
-@pytest.mark.parametrize(
-    ("second"),
-    [
-        record("u2", "DONNA"),
-        record("u2", "Other", "D@X.COM"),
-        record("u2", "\uff44\uff4f\uff4e\uff4e\uff41"),
-    ],
-    ids=["username-case", "email-case", "fullwidth-username"],
-)
-async def test_username_and_email_are_unique_per_scope(
-    store: SQLiteStore, second: UserRecord
-) -> None:
-    await store.create_user(record("u1", "Donna", "d@x.com"))
-    with pytest.raises(DuplicateUserError):
-        await store.create_user(second)
-    await store.create_user(record("u3", second.username, second.email, scope="other"))
-
-
-async def test_users_without_email_do_not_collide(store: SQLiteStore) -> None:
-    await store.create_user(record("u1", "A"))
-    await store.create_user(record("u2", "B"))
-    assert await store.find_user("s", username="b") is not None
-
-
-async def test_session_and_login_event_are_kept_together(store: SQLiteStore) -> None:
-    await store.create_user(record("u1", "Donna"))
-    session = SessionRecord(token_hash="h1", user_id="u1", created=10.0, expires=20.0)
-    await store.open_session(session, LoginEvent("u1", 10.0, "127.0.0.1", "agent"))
-    assert await store.session_user("h1", now=15.0) == "u1"
-    assert await store.session_user("h1", now=25.0) is None
-    assert await store.login_events("u1") == [LoginEvent("u1", 10.0, "127.0.0.1", "agent")]
-
-
-async def test_a_failed_session_write_leaves_no_login_event(store: SQLiteStore) -> None:
-    await store.create_user(record("u1", "Donna"))
-    session = SessionRecord(token_hash="h1", user_id="u1", created=1.0, expires=2.0)
-    await store.open_session(session, None)
-    with pytest.raises(sqlite3.IntegrityError):  # same token hash: the insert fails
-        await store.open_session(session, LoginEvent("u1", 1.0, None, None))
-    assert await store.login_events("u1") == []
-
-
 def test_open_store_knows_its_urls(tmp_path: Path) -> None:
     assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), SQLiteStore)
-    with pytest.raises(ValueError, match="unsupported"):
+    with pytest.raises(ValueError, match="unsupported") as info:
         open_store("mysql://user:secret@host/db")
-    with pytest.raises(ValueError) as info:
-        open_store("postgresql://user:secret@host/db")
     assert "secret" not in str(info.value)
 
 
@@ -127,11 +71,7 @@ async def test_servers_opening_one_new_file_together_all_succeed(
     finally:
         for store in stores:
             await store.close()
-    db = sqlite3.connect(path)
-    try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
-    finally:
-        db.close()
+    assert sqlite_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
 
 
 @pytest.mark.parametrize("form", ["sqlite:///{rel}", "sqlite:///{abs}", "{abs}", "{rel}"])
@@ -159,23 +99,6 @@ async def test_a_database_path_that_cannot_be_used_is_one_clear_error(tmp_path: 
 def test_an_unsupported_database_url_says_what_is_expected() -> None:
     with pytest.raises(ValueError, match="expected sqlite:///PATH"):
         open_store("mysql://root@localhost/db")
-
-
-FULLWIDTH = "\uff24\uff4f\uff4e\uff4e\uff41@home.com"  # "Donna@home.com" in fullwidth letters
-
-
-async def test_emails_are_unique_regardless_of_unicode_width(path: Path) -> None:
-    store = SQLiteStore(str(path))
-    await store.open()
-    try:
-        await store.create_user(record("u1", "Donna", "donna@home.com"))
-        with pytest.raises(DuplicateUserError):
-            await store.create_user(record("u2", "Other", FULLWIDTH))
-        found = await store.find_user("s", email=FULLWIDTH)
-        assert found is not None
-        assert found.user_id == "u1"
-    finally:
-        await store.close()
 
 
 async def test_the_migration_rekeys_emails_of_an_older_database(path: Path) -> None:

@@ -83,6 +83,14 @@ class PostgresCodes(PostgresBase):
         self, code_hash: str, purpose: str, now: float, *, password_hash: str | None = None
     ) -> CodeState:
         async with self._transaction() as conn:
+            # The user's row first, as the other writes of a user's codes lock it first
+            # (update_user, replace_code, delete_user): in the other order, two of them could
+            # each hold what the other waits for, and one would fail as a deadlock.
+            await conn.execute(
+                "SELECT 1 FROM users WHERE user_id = "
+                "(SELECT user_id FROM codes WHERE code_hash = $1) FOR UPDATE",
+                code_hash,
+            )
             # One UPDATE decides: of concurrent uses, one finds the code unused and marks it.
             user_id = await conn.fetchval(
                 "UPDATE codes SET used = $3 WHERE code_hash = $1 AND purpose = $2 "
