@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,6 @@ import pytest
 
 import corelogin
 from corelogin.server import RunningServer, ServerConfig, start_server
-from corelogin.server.store import LoginEvent, SessionRecord, UserRecord
-from corelogin.server.store.base import SessionLimit, SessionLimitReached
-from corelogin.server.store.sqlite import SQLiteStore
 from corelogin.server.tokens import hash_token
 from corelogin.wire import APP_KEY_HEADER, PATHS
 from tests.helpers import APP_KEY, PASSWORD, make_user, server_config_for
@@ -179,119 +176,3 @@ async def test_zero_means_no_limit(server_config: ServerConfig) -> None:
         events = await asyncio.gather(*(core.users.login(DONNA) for _ in range(6)))
         assert [e.error for e in events] == [None] * 6
         assert len(live_sessions(db_path(config), user.user_id)) == 6
-
-
-# -- the store on its own ----------------------------------------------------------------------
-
-NOW = 1_000_000.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(tmp_path / "store.sqlite3"))
-    await opened.open()
-    for user_id in ("u1", "u2"):
-        await opened.create_user(
-            UserRecord(
-                user_id=user_id,
-                scope="s",
-                username=user_id,
-                email=None,
-                password_hash="",
-                active=True,
-                confirmation=None,
-                group=None,
-                extra=None,
-                created=1,
-            )
-        )
-    yield opened
-    await opened.close()
-
-
-def session(
-    token_hash: str, created: float = NOW, *, user_id: str = "u1", expires: float | None = None
-) -> SessionRecord:
-    return SessionRecord(
-        token_hash=token_hash,
-        user_id=user_id,
-        created=created,
-        expires=created + 3600 if expires is None else expires,
-    )
-
-
-async def hashes(store: SQLiteStore, *candidates: str) -> list[str]:
-    return [h for h in candidates if await store.session(h) is not None]
-
-
-async def test_the_store_refuses_beyond_the_limit_changing_nothing(store: SQLiteStore) -> None:
-    limit = SessionLimit(2)
-    await store.open_session(session("a"), None, limit=limit)
-    await store.open_session(session("b", NOW + 1), None, limit=limit)
-
-    with pytest.raises(SessionLimitReached) as refused:
-        await store.open_session(
-            session("c", NOW + 2), LoginEvent("u1", NOW + 2, None, None), limit=limit
-        )
-    assert refused.value.status == LIMIT_REACHED
-    assert refused.value.http_status == 409
-    assert await hashes(store, "a", "b", "c") == ["a", "b"]
-    assert await store.login_events("u1") == []
-    # Another user has room of their own.
-    await store.open_session(session("d", NOW + 2, user_id="u2"), None, limit=limit)
-
-
-@pytest.mark.parametrize("evict", [False, True])
-async def test_concurrent_opens_in_the_store_keep_within_the_limit(
-    store: SQLiteStore, evict: bool
-) -> None:
-    limit = SessionLimit(2, evict=evict)
-
-    async def open_one(i: int) -> bool:
-        try:
-            await store.open_session(session(f"t{i}", NOW + i / 100), None, limit=limit)
-        except SessionLimitReached:
-            return False
-        return True
-
-    opened = await asyncio.gather(*(open_one(i) for i in range(20)))
-
-    assert opened.count(True) == (20 if evict else 2)
-    assert len(await hashes(store, *(f"t{i}" for i in range(20)))) == 2
-
-
-async def test_the_store_evicts_the_first_opened_whatever_its_clock_said(
-    store: SQLiteStore,
-) -> None:
-    limit = SessionLimit(2, evict=True)
-    await store.open_session(session("a", NOW + 5), None, limit=limit)
-    await store.open_session(session("b", NOW + 1), None, limit=limit)
-    await store.open_session(session("c", NOW + 6), None, limit=limit)
-
-    assert await hashes(store, "a", "b", "c") == ["b", "c"]
-
-
-async def test_expired_and_idle_sessions_do_not_count(store: SQLiteStore) -> None:
-    await store.open_session(session("expired", NOW - 100, expires=NOW - 1), None)
-    await store.open_session(session("idle", NOW - 100), None)
-    limit = SessionLimit(1, idle_seconds=50)
-
-    await store.open_session(session("new", NOW), None, limit=limit)
-
-    # Neither counted, nor ended: only live sessions are the limit's business.
-    assert await hashes(store, "expired", "idle", "new") == ["expired", "idle", "new"]
-    with pytest.raises(SessionLimitReached):
-        await store.open_session(session("newer", NOW + 1), None, limit=limit)
-    # Without idle_seconds an idle session is live until it expires.
-    with pytest.raises(SessionLimitReached):
-        await store.open_session(session("other", NOW + 1), None, limit=SessionLimit(2))
-
-
-async def test_the_store_applies_its_own_limit_when_given_none(store: SQLiteStore) -> None:
-    assert store.session_limit == SessionLimit()  # no limit unless the server sets one
-    for name in "abc":
-        await store.open_session(session(name), None)
-    store.session_limit = SessionLimit(3)
-    with pytest.raises(SessionLimitReached):
-        await store.open_session(session("d"), None)
-    await store.open_session(session("d"), None, limit=SessionLimit(0))  # given: it wins
