@@ -47,6 +47,20 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="cheap password hashes, for benchmarks only (never in production)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes sharing the port (default 1; more than 1 needs PostgreSQL)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        dest="trusted_proxies",
+        metavar="ADDR",
+        help="a reverse proxy (address or network) whose X-Forwarded-For is believed; "
+        "repeatable (replaces CORELOGIN_TRUSTED_PROXIES and the file's trusted_proxies)",
+    )
     serve.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     commands.add_parser("openapi", help="print the server's OpenAPI document")
     token = commands.add_parser(
@@ -60,6 +74,35 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", default="default", help="the user's scope (default: default)")
     token.add_argument("--config", metavar="FILE", help="a TOML file of ServerConfig fields")
     token.add_argument("--db", help="database URL (default sqlite:///corelogin.sqlite3)")
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy a SQLite database into PostgreSQL",
+        description="Copy the users, provider links, sessions, mailed codes, login events, "
+        "failed logins and lockouts of a SQLite database into an empty PostgreSQL database, "
+        "in one transaction on the target, and check that every table's row count matches. "
+        "The source's schema is first brought up to date (as serve would) and read in one "
+        "snapshot. A target that already holds rows is refused unless --replace.",
+    )
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="the SQLite database: sqlite:///PATH or a path (it must exist)",
+    )
+    migrate.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="URL",
+        help="the PostgreSQL database: postgresql://USER@HOST/DB (the password from "
+        "PGPASSWORD or ~/.pgpass); its schema is created if missing",
+    )
+    migrate.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete every row the target holds first (in the same transaction)",
+    )
     return parser
 
 
@@ -73,7 +116,7 @@ def password_in_url(url: str | None) -> bool:
 
 
 NO_PASSWORD_IN_URL = (
-    "a database password does not belong on the command line (other users see it in the "
+    "a database password does not belong on the command line (other users see it in the "  # noqa: S105
     "process list): set PGPASSWORD or use ~/.pgpass"
 )
 
@@ -98,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({exc})\n"
         )
         return 2
+    if args.command == "migrate":
+        return _migrate(args.source, args.target, replace=args.replace)
     if password_in_url(getattr(args, "db", None)):
         sys.stderr.write(f"corelogin {args.command}: {NO_PASSWORD_IN_URL}\n")
         return 2
@@ -114,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 min_password_length=args.min_password_length,
                 hash_queue=args.hash_queue,
                 insecure_fast_hash=args.insecure_fast_hash,
+                workers=args.workers,
+                trusted_proxies=args.trusted_proxies,
             )
     except ValueError as exc:
         sys.stderr.write(f"corelogin {args.command}: {exc}\n")
@@ -122,9 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "token":
         return _token(config, args.scope, args.user_id)
+    from corelogin.server.workers import WorkerError, run_workers
+
     try:
+        if config.workers > 1:  # from the flag, the environment or the file
+            return run_workers(config)
         asyncio.run(serve_forever(config))
-    except (StoreError, OSError, ValueError) as exc:  # unusable database, port taken, bad URL
+    # An unusable database, a port taken, a bad URL, SQLite with workers, a worker that could
+    # not start: one line.
+    except (StoreError, OSError, ValueError, WorkerError) as exc:
         sys.stderr.write(f"corelogin serve: {exc}\n")
         return 2
     return 0
@@ -154,6 +207,35 @@ def _token(config: Any, scope: str, user_id: str) -> int:
         sys.stderr.write(f"corelogin token: no user {user_id} in scope {scope!r}\n")
         return 1
     sys.stdout.write(json.dumps(token) + "\n")
+    return 0
+
+
+def _migrate(source: str, target: str, *, replace: bool) -> int:
+    """``corelogin migrate --from SQLITE --to POSTGRESQL``: the copy, and its per-table counts
+    on stdout. Exit 2 when it cannot start (bad URL, missing file, unreachable database), 1
+    when it is refused or fails (the message says what became of the target)."""
+    try:
+        from corelogin.server.migrate import MigrationError, migrate
+    except ImportError as exc:  # asyncpg: the postgres extra is not installed
+        sys.stderr.write(
+            "corelogin migrate needs the 'postgres' extra: pip install 'corelogin[postgres]' "
+            f"({exc})\n"
+        )
+        return 2
+    from corelogin.server.store import StoreError
+
+    if password_in_url(source) or password_in_url(target):
+        sys.stderr.write(f"corelogin migrate: {NO_PASSWORD_IN_URL}\n")
+        return 2
+    try:
+        done = asyncio.run(migrate(source, target, replace=replace))
+    except MigrationError as exc:
+        sys.stderr.write(f"corelogin migrate: {exc}\n")
+        return 1
+    except (StoreError, OSError, ValueError) as exc:
+        sys.stderr.write(f"corelogin migrate: {exc}\n")
+        return 2
+    sys.stdout.write(done.summary())
     return 0
 
 

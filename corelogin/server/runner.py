@@ -46,8 +46,14 @@ class RunningServer:
         await self.stop()
 
 
-async def start_server(config: ServerConfig, **app_options: Any) -> RunningServer:
-    """Start serving and return once the server answers (``/health`` is ready then)."""
+async def start_server(
+    config: ServerConfig, *, reuse_port: bool | None = None, **app_options: Any
+) -> RunningServer:
+    """Start serving and return once the server answers (``/health`` is ready then).
+
+    ``reuse_port`` (default: ``config.workers > 1``) binds with SO_REUSEPORT, so that the
+    processes of `corelogin.server.workers` share the port and the kernel spreads the
+    connections among them."""
     app = create_app(config, **app_options)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -70,7 +76,12 @@ async def start_server(config: ServerConfig, **app_options: Any) -> RunningServe
         )
 
     try:
-        listener = await loop.create_server(connection, config.host, config.port)
+        listener = await loop.create_server(
+            connection,
+            config.host,
+            config.port,
+            reuse_port=config.workers > 1 if reuse_port is None else reuse_port,
+        )
     except BaseException:
         await runner.cleanup()
         raise
