@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 import sys
@@ -129,19 +131,32 @@ def pg_dsn() -> str:
 
 
 @pytest.fixture
-async def pg_url(pg_dsn: str) -> AsyncIterator[str]:
+def pg_url(pg_dsn: str) -> Iterator[str]:
     """A database URL of a schema of this test's own (created empty, dropped after), so that
     tests can run side by side: the ``search_path`` query parameter selects it."""
+    with pg_schema(pg_dsn) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def pg_schema(dsn: str) -> Iterator[str]:
+    """A new, empty schema of the database of ``dsn`` while the block runs: its URL."""
     import asyncpg
 
     schema = f"t_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(pg_dsn)
+
+    async def run(statement: str) -> None:
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}"))
     try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        yield with_search_path(pg_dsn, schema)
+        yield with_search_path(dsn, schema)
     finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+        asyncio.run(run(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
 
 
 def with_search_path(dsn: str, schema: str) -> str:

@@ -16,6 +16,7 @@ reads ``Node._nodeid``, which pytest 9.2 no longer has.)
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import unicodedata
@@ -44,6 +45,7 @@ from corelogin.wire import (
     check_params,
     check_scope,
 )
+from tests.conftest import pg_schema
 from tests.helpers import APP_KEY, server_config_for
 
 SEED = 20240607
@@ -121,8 +123,12 @@ def _config() -> schemathesis.Config:
     )
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The server on each backend: what PostgreSQL cannot store (a NUL, say) must be refused
+    as bad input there too, never become a server error."""
     folder = tmp_path_factory.mktemp("schemathesis")
     # The document's password rule is the length only when the server does not judge
     # guessability (min_password_score 0): a generated "00000000" is then a valid password.
@@ -131,8 +137,12 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         min_password_score=0,
         mail_outbox=str(folder / "outbox"),
     )
-    with ServerThread(config) as server:
-        yield server.url
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgresql":
+            dsn = request.getfixturevalue("pg_dsn")
+            config = attrs.evolve(config, db=stack.enter_context(pg_schema(dsn)))
+        with ServerThread(config) as server:
+            yield server.url
 
 
 def _describe(check: CheckNode, response: Response | None) -> str:
