@@ -24,6 +24,7 @@ __all__ = [
     "identify",
     "live_user",
     "not_disabled",
+    "own_user",
     "session_hash",
     "target",
 ]
@@ -47,6 +48,8 @@ class Caller:
     admin: bool = False
     user_id: str | None = None
     session: str | None = attrs.field(default=None, repr=False)  # the token's hash
+    # The session's user as it was read with the session (the call's own user, if any).
+    user: UserRecord | None = attrs.field(default=None, repr=False)
 
 
 async def identify(request: web.Request, call: Call, scope: str) -> Caller:
@@ -58,8 +61,7 @@ async def identify(request: web.Request, call: Call, scope: str) -> Caller:
         token_hash = session_hash(request)
         if token_hash is None:
             raise ApiError(Status.SESSION_INVALID, NO_SESSION)
-        user_id = await _live_session(request, token_hash)
-        return Caller(scope, user_id=user_id, session=token_hash)
+        return _session_caller(scope, token_hash, await _live_session(request, token_hash))
     given = request.headers.get(ADMIN_KEY_HEADER)
     if given is not None:
         _check_admin_key(request, given)
@@ -69,7 +71,7 @@ async def identify(request: web.Request, call: Call, scope: str) -> Caller:
     token_hash = session_hash(request)
     if token_hash is None:
         raise ApiError(Status.SESSION_INVALID, NO_SESSION)
-    return Caller(scope, user_id=await _live_session(request, token_hash), session=token_hash)
+    return _session_caller(scope, token_hash, await _live_session(request, token_hash))
 
 
 def session_hash(request: web.Request) -> str | None:
@@ -83,7 +85,7 @@ def session_hash(request: web.Request) -> str | None:
 async def live_user(request: web.Request, token_hash: str) -> str | None:
     """The user of a live session, or None (for calls that answer rather than refuse)."""
     try:
-        return await _live_session(request, token_hash)
+        return (await _live_session(request, token_hash)).user_id
     except ApiError:
         return None
 
@@ -99,19 +101,24 @@ def _check_admin_key(request: web.Request, given: str) -> None:
     raise ApiError(Status.NOT_ALLOWED, "admin key wrong, or no admin key on this server")
 
 
-async def _live_session(request: web.Request, token_hash: str) -> str:
+def _session_caller(scope: str, token_hash: str, user: UserRecord) -> Caller:
+    return Caller(scope, user_id=user.user_id, session=token_hash, user=user)
+
+
+async def _live_session(request: web.Request, token_hash: str) -> UserRecord:
     """The user of a session that is neither revoked, too old nor idle too long (609)."""
     config, store = request.app[CONFIG], request.app[STORE]
-    session = await store.session(token_hash)
+    found = await store.session_owner(token_hash)
     now = request.app[CLOCK]()
-    if session is None or session.expires <= now:
+    if found is None or found[0].expires <= now:
         raise ApiError(Status.SESSION_INVALID, NO_SESSION)
+    session, user = found
     last_seen = session.last_seen or session.created
     if now - last_seen >= config.session_idle_seconds:
         raise ApiError(Status.SESSION_INVALID, NO_SESSION)
     if now - last_seen >= min(TOUCH_INTERVAL, config.session_idle_seconds / 2):
         await store.touch_session(token_hash, now)
-    return session.user_id
+    return user
 
 
 async def target(request: web.Request, caller: Caller, user_id: str) -> UserRecord | None:
@@ -119,10 +126,19 @@ async def target(request: web.Request, caller: Caller, user_id: str) -> UserReco
     own once it no longer exists in this scope); the admin key gets None for an unknown id."""
     if not caller.admin and caller.user_id != user_id:
         raise ApiError(Status.NOT_ALLOWED, NOT_ALLOWED)
-    user = await request.app[STORE].get_user(caller.scope, user_id)
+    if caller.admin:
+        user = await request.app[STORE].get_user(caller.scope, user_id)
+    else:
+        user = own_user(caller)
     if user is None and not caller.admin:
         raise ApiError(Status.NOT_ALLOWED, NOT_ALLOWED)
     return user
+
+
+def own_user(caller: Caller) -> UserRecord | None:
+    """The user of the caller's session (read with it), if it is of the call's scope."""
+    user = caller.user
+    return user if user is not None and user.scope == caller.scope else None
 
 
 def not_disabled(caller: Caller, user: UserRecord) -> None:

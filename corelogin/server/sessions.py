@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from corelogin.server.access import Caller, found, live_user, session_hash, target
+from corelogin.server.access import Caller, found, live_user, own_user, session_hash, target
 from corelogin.server.config import ServerConfig
 from corelogin.server.context import CLOCK, CONFIG, STORE
 from corelogin.server.envelope import ok
@@ -87,7 +87,7 @@ async def open_session(
 
 async def restore(request: web.Request, caller: Caller, params: dict[str, Any]) -> web.Response:
     """The login object of the session sent (a saved one): a login without the password."""
-    user = await request.app[STORE].get_user(caller.scope, caller.user_id or "")
+    user = own_user(caller)
     if user is None:  # the session is of another scope
         raise ApiError(Status.SESSION_INVALID, "session missing, expired or revoked")
     return ok(login_json(user))

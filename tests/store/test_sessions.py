@@ -191,3 +191,14 @@ async def test_a_revoke_on_one_store_holds_on_the_other_at_once(
 
     assert await store.session_user("a", NOW) is None
     assert await store.session("a") is None
+
+
+@pytest.mark.usefixtures("users")
+async def test_session_owner_reads_a_session_with_its_user(store: Store) -> None:
+    await store.open_session(SessionRecord("so", "u1", created=10.0, expires=20.0), None)
+    found = await store.session_owner("so")
+    assert found is not None
+    session, user = found
+    assert (session.token_hash, session.user_id, session.expires) == ("so", "u1", 20.0)
+    assert user == await store.get_user(user.scope, "u1")
+    assert await store.session_owner("nothing") is None

@@ -370,6 +370,10 @@ class Store(Protocol):
     async def session(self, token_hash: str) -> SessionRecord | None:
         """The session with this token hash, whatever its age."""
 
+    async def session_owner(self, token_hash: str) -> tuple[SessionRecord, UserRecord] | None:
+        """The session with this token hash, whatever its age, and its user, in one read
+        (every call made with a session needs both)."""
+
     async def touch_session(self, token_hash: str, now: float) -> None:
         """Record that the session was used at ``now``."""
 

@@ -26,7 +26,14 @@ from corelogin.server.store.postgres_codes import PostgresCodes
 from corelogin.server.store.postgres_failures import PostgresFailures
 from corelogin.server.store.postgres_limits import PostgresLimits
 from corelogin.server.store.postgres_links import PostgresLinks
-from corelogin.server.store.rows import USER_COLUMNS, expired_links, user_from_row
+from corelogin.server.store.rows import (
+    SESSION_COLUMNS,
+    SESSION_OWNER,
+    USER_COLUMNS,
+    expired_links,
+    session_owner_from_row,
+    user_from_row,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -195,11 +202,14 @@ class PostgresStore(PostgresCodes, PostgresLinks, PostgresFailures, PostgresLimi
 
     async def session(self, token_hash: str) -> SessionRecord | None:
         row = await self._fetchrow(
-            "SELECT token_hash, user_id, created, expires, last_seen FROM sessions "
-            "WHERE token_hash = $1",
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = $1",  # noqa: S608
             token_hash,
         )
         return None if row is None else SessionRecord(*row)
+
+    async def session_owner(self, token_hash: str) -> tuple[SessionRecord, UserRecord] | None:
+        row = await self._fetchrow(SESSION_OWNER + "$1", token_hash)
+        return None if row is None else session_owner_from_row(row)
 
     async def touch_session(self, token_hash: str, now: float) -> None:
         await self._execute(

@@ -56,6 +56,12 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+async def _keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """What the pool does to a connection given back, besides rolling back a transaction left
+    open: nothing. asyncpg's default (``RESET ALL``, ``UNLISTEN *``...) would cost a round trip
+    per call, and the store sets no session state: its locks are transaction-scoped."""
+
+
 # Migrations of concurrently starting servers take turns on this lock (per schema).
 _MIGRATION_LOCK: Final = (
     "SELECT pg_advisory_xact_lock(hashtextextended('corelogin-migrate:' || current_schema(), 0))"
@@ -97,6 +103,7 @@ class PostgresBase:
                 max_size=self.pool_max,
                 timeout=self.timeout,
                 command_timeout=self.timeout,
+                reset=_keep_session,
             )
             await self._migrate()
         except StoreError:

@@ -9,14 +9,23 @@ from __future__ import annotations
 import json
 from typing import Any, Final, Protocol
 
-from corelogin.server.store.base import CodeState, UserRecord, email_key, username_key
+from corelogin.server.store.base import (
+    CodeState,
+    SessionRecord,
+    UserRecord,
+    email_key,
+    username_key,
+)
 
 __all__ = [
     "LINK_COLUMNS",
+    "SESSION_COLUMNS",
+    "SESSION_OWNER",
     "USER_COLUMNS",
     "Row",
     "code_state",
     "expired_links",
+    "session_owner_from_row",
     "user_from_row",
     "user_row",
 ]
@@ -24,6 +33,15 @@ __all__ = [
 USER_COLUMNS: Final = (
     "user_id, scope, username, email, password_hash, active, confirmation, user_group, extra, "
     "created"
+)
+
+SESSION_COLUMNS: Final = "token_hash, user_id, created, expires, last_seen"
+
+# A session and its user, in one row: the session's columns, then the user's.
+SESSION_OWNER: Final = (
+    "SELECT s.token_hash, s.user_id, s.created, s.expires, s.last_seen, u.user_id, u.scope, "
+    "u.username, u.email, u.password_hash, u.active, u.confirmation, u.user_group, u.extra, "
+    "u.created FROM sessions s JOIN users u ON u.user_id = s.user_id WHERE s.token_hash = "
 )
 
 LINK_COLUMNS: Final = (
@@ -51,6 +69,12 @@ def user_from_row(row: Row) -> UserRecord:
         extra=None if extra is None else json.loads(extra),
         created=row[9],
     )
+
+
+def session_owner_from_row(row: Row) -> tuple[SessionRecord, UserRecord]:
+    """A row of `SESSION_OWNER`."""
+    session = SessionRecord(row[0], row[1], row[2], row[3], row[4])
+    return session, user_from_row([row[i] for i in range(5, 15)])
 
 
 def user_row(user: UserRecord) -> tuple[Any, ...]:

@@ -20,7 +20,13 @@ from corelogin.server.store.base import (
     email_key,
     username_key,
 )
-from corelogin.server.store.rows import expired_links, user_from_row
+from corelogin.server.store.rows import (
+    SESSION_COLUMNS,
+    SESSION_OWNER,
+    expired_links,
+    session_owner_from_row,
+    user_from_row,
+)
 from corelogin.server.store.sqlite_base import (
     FIND_BY_EMAIL,
     FIND_BY_USERNAME,
@@ -107,15 +113,15 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
             return cur.rowcount > 0
 
     async def user_exists(self, scope: str, username: str, email: str | None) -> bool:
-        async with self.conn.execute(
+        row = await self._fetchone(
             "SELECT 1 FROM users WHERE scope = ? AND (username_key = ? OR email_key = ?)",
             (
                 scope,
                 username_key(username),
                 None if email is None else email_key(email),
             ),
-        ) as cur:
-            return await cur.fetchone() is not None
+        )
+        return row is not None
 
     async def find_user(
         self, scope: str, *, username: str | None = None, email: str | None = None
@@ -126,8 +132,7 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
             sql, key = FIND_BY_EMAIL, email_key(email)
         else:
             raise ValueError("username or email is required")
-        async with self.conn.execute(sql, (scope, key)) as cur:
-            row = await cur.fetchone()
+        row = await self._fetchone(sql, (scope, key))
         return None if row is None else user_from_row(row)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
@@ -197,21 +202,23 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
         )
 
     async def login_events(self, user_id: str) -> list[LoginEvent]:
-        async with self.conn.execute(
+        rows = await self._fetchall(
             "SELECT user_id, at, remote, user_agent FROM login_events WHERE user_id = ? "
             "ORDER BY at, id",
             (user_id,),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [LoginEvent(*row) for row in rows]
 
     async def session(self, token_hash: str) -> SessionRecord | None:
         row = await self._fetchone(
-            "SELECT token_hash, user_id, created, expires, last_seen FROM sessions "
-            "WHERE token_hash = ?",
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE token_hash = ?",  # noqa: S608
             (token_hash,),
         )
         return None if row is None else SessionRecord(*row)
+
+    async def session_owner(self, token_hash: str) -> tuple[SessionRecord, UserRecord] | None:
+        row = await self._fetchone(SESSION_OWNER + "?", (token_hash,))
+        return None if row is None else session_owner_from_row(row)
 
     async def touch_session(self, token_hash: str, now: float) -> None:
         async with self._write:
@@ -228,9 +235,8 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
             await self.conn.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
 
     async def session_user(self, token_hash: str, now: float) -> str | None:
-        async with self.conn.execute(
+        row = await self._fetchone(
             "SELECT user_id FROM sessions WHERE token_hash = ? AND expires > ?",
             (token_hash, now),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         return None if row is None else str(row[0])

@@ -137,9 +137,14 @@ class SQLiteBase:
                 raise
             await conn.execute("COMMIT")
 
+    async def _fetchall(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
+        """The rows of a query, in one trip to aiosqlite's thread (a cursor, fetched and then
+        closed, would take three)."""
+        return list(await self.conn.execute_fetchall(sql, args))
+
     async def _fetchone(self, sql: str, args: tuple[Any, ...]) -> Any:
-        async with self.conn.execute(sql, args) as cur:
-            return await cur.fetchone()
+        rows = await self._fetchall(sql, args)
+        return rows[0] if rows else None
 
     async def _insert_user(self, conn: aiosqlite.Connection, user: UserRecord) -> None:
         await conn.execute(

@@ -90,10 +90,7 @@ class SQLiteFailures(SQLiteBase):
         else:
             sql = f"SELECT {columns} FROM failed_logins WHERE scope = ? AND identifier = ? "  # noqa: S608
             args = (scope, identifier)
-        async with self.conn.execute(
-            sql + "ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)
-        ) as cur:
-            rows = await cur.fetchall()
+        rows = await self._fetchall(sql + "ORDER BY at DESC, id DESC LIMIT ?", (*args, limit))
         return [FailedLogin(*row) for row in rows]
 
     async def _lockout(self, scope: str, identifier: str) -> tuple[int, float | None]:
