@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -190,3 +191,14 @@ def test_every_call_has_a_path_under_v1_and_a_lua_name() -> None:
         assert PATHS[name] == call.path == f"/v1/users/{name}"
         assert "_" not in call.lua_name
         assert call.lua_name.lower() == name.replace("_", "")
+
+
+def test_the_control_characters_refused_are_exactly_unicodes_category_cc() -> None:
+    from corelogin.wire.fields import _CONTROL
+
+    differ = [
+        hex(c)
+        for c in range(0x110000)
+        if (unicodedata.category(chr(c)) == "Cc") != bool(_CONTROL.search(chr(c)))
+    ]
+    assert differ == []

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
 
 from corelogin.wire.status import ApiError, Status
+
+# Unicode's control characters (category Cc): exactly C0, DEL and C1.
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 __all__ = [
     "CLIENT_ID_MAX_CHARS",
@@ -114,7 +116,7 @@ class Field:
         if isinstance(value, str):
             if value == "":
                 raise ApiError(Status.EMPTY, f"{self.name} must not be empty")
-            if self.printable and any(unicodedata.category(c) == "Cc" for c in value):
+            if self.printable and _CONTROL.search(value):
                 raise ApiError(Status.WRONG_TYPE, f"{self.name} must not hold control characters")
             if self.max_chars is not None and len(value) > self.max_chars:
                 self._too_long(f"{self.max_chars} characters")
