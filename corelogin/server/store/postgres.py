@@ -37,6 +37,16 @@ from corelogin.server.store.rows import (
 
 __all__ = ["PostgresStore"]
 
+_OPEN_SESSION = (
+    "INSERT INTO sessions (token_hash, user_id, created, last_seen, expires) "
+    "VALUES ($1, $2, $3, $3, $4)"
+)
+# The session and its login event (of the same user), in one statement.
+_OPEN_SESSION_AND_LOG = (
+    f"WITH opened AS ({_OPEN_SESSION} RETURNING user_id) "  # noqa: S608
+    "INSERT INTO login_events (user_id, at, remote, user_agent) "
+    "SELECT user_id, $5, $6, $7 FROM opened"
+)
 _FIND = f"SELECT {USER_COLUMNS} FROM users WHERE scope = $1 AND "  # noqa: S608
 
 
@@ -147,26 +157,22 @@ class PostgresStore(PostgresCodes, PostgresLinks, PostgresFailures, PostgresLimi
         limit: SessionLimit | None = None,
     ) -> None:
         limit = self.session_limit if limit is None else limit
+        values: tuple[object, ...] = (
+            session.token_hash,
+            session.user_id,
+            session.created,
+            session.expires,
+        )
+        if login is not None:
+            values += (login.at, login.remote, login.user_agent)
+        # One statement is one transaction: the usual login costs one round trip.
+        sql = _OPEN_SESSION if login is None else _OPEN_SESSION_AND_LOG
+        if limit.max_sessions <= 0:
+            await self._execute(sql, *values)
+            return
         async with self._transaction() as conn:
-            if limit.max_sessions > 0:
-                await self._make_room(conn, session, limit)
-            await conn.execute(
-                "INSERT INTO sessions (token_hash, user_id, created, last_seen, expires) "
-                "VALUES ($1, $2, $3, $3, $4)",
-                session.token_hash,
-                session.user_id,
-                session.created,
-                session.expires,
-            )
-            if login is not None:
-                await conn.execute(
-                    "INSERT INTO login_events (user_id, at, remote, user_agent) "
-                    "VALUES ($1, $2, $3, $4)",
-                    login.user_id,
-                    login.at,
-                    login.remote,
-                    login.user_agent,
-                )
+            await self._make_room(conn, session, limit)
+            await conn.execute(sql, *values)
 
     async def _make_room(self, conn: Conn, session: SessionRecord, limit: SessionLimit) -> None:
         """In open_session's transaction: end the user's oldest live sessions, or raise

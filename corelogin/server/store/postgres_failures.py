@@ -20,6 +20,12 @@ _COUNTED = (
     "AND id > $4 AND reason != 'locked'"
 )
 _LOCK = "SELECT pg_advisory_xact_lock($1)"
+# Whether the identifier has a lock, or failures after its count started (to clear).
+_CLEAR_NEEDED = (
+    "SELECT l.locked_until IS NOT NULL OR EXISTS (SELECT 1 FROM failed_logins f "
+    "WHERE f.scope = $1 AND f.identifier = $2 AND f.id > COALESCE(l.counted_after, 0)) "
+    "FROM (SELECT 1) AS one LEFT JOIN lockouts l ON l.scope = $1 AND l.identifier = $2"
+)
 
 
 class PostgresFailures(PostgresBase):
@@ -58,14 +64,9 @@ class PostgresFailures(PostgresBase):
         self, scope: str, identifier: str, *, unless_locked_at: float | None = None
     ) -> bool:
         async with self._connection() as conn:
-            # Most logins have nothing to clear: decide that without a transaction or a lock.
-            counted_after, locked_until = await self._lockout(conn, scope, identifier)
-            last = await conn.fetchval(
-                "SELECT max(id) FROM failed_logins WHERE scope = $1 AND identifier = $2",
-                scope,
-                identifier,
-            )
-            if locked_until is None and (last or 0) <= counted_after:
+            # Most logins have nothing to clear: decide that in one query, without a lock.
+            row = await conn.fetchrow(_CLEAR_NEEDED, scope, identifier)
+            if row is not None and not row[0]:
                 return True
             async with conn.transaction():
                 await conn.execute(_LOCK, lock_key("lockout", scope, identifier))
