@@ -66,10 +66,12 @@ def server_process(
     *,
     insecure_fast_hash: bool = True,
     settings: Mapping[str, str] = CLIENT_BENCH_SETTINGS,
+    db: str | None = None,
 ) -> Iterator[Server]:
-    """Run ``corelogin serve`` on a free port and a throwaway SQLite file.
+    """Run ``corelogin serve`` on a free port and ``db`` (default: a throwaway SQLite file).
 
     ``settings`` are ServerConfig fields as ``CORELOGIN_<FIELD>`` variables (without the prefix).
+    The key and the database URL travel in the environment too, never on the command line.
     """
     with tempfile.TemporaryDirectory() as tmp:
         port, log = free_port(), Path(tmp) / "server.log"
@@ -80,16 +82,17 @@ def server_process(
             "serve",
             "--port",
             str(port),
-            "--db",
-            f"sqlite:///{Path(tmp) / 'bench.sqlite3'}",
-            "--key",
-            key,
             "--log-level",
             "ERROR",
         ]
         if insecure_fast_hash:
             command.append("--insecure-fast-hash")
-        env = {**os.environ, **{f"CORELOGIN_{name}": value for name, value in settings.items()}}
+        env = {
+            **os.environ,
+            **{f"CORELOGIN_{name}": value for name, value in settings.items()},
+            "CORELOGIN_KEY": key,
+            "CORELOGIN_DB": db or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}",
+        }
         with log.open("wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
