@@ -12,6 +12,7 @@ import attrs
 
 from corelogin.server.store.base import FailedLogin, LockoutRule
 from corelogin.server.store.postgres_base import Conn, PostgresBase, lock_key
+from corelogin.server.store.rows import CLEAR_NEEDED
 
 __all__ = ["PostgresFailures"]
 
@@ -20,12 +21,6 @@ _COUNTED = (
     "AND id > $4 AND reason != 'locked'"
 )
 _LOCK = "SELECT pg_advisory_xact_lock($1)"
-# Whether the identifier has a lock, or failures after its count started (to clear).
-_CLEAR_NEEDED = (
-    "SELECT l.locked_until IS NOT NULL OR EXISTS (SELECT 1 FROM failed_logins f "
-    "WHERE f.scope = $1 AND f.identifier = $2 AND f.id > COALESCE(l.counted_after, 0)) "
-    "FROM (SELECT 1) AS one LEFT JOIN lockouts l ON l.scope = $1 AND l.identifier = $2"
-)
 
 
 class PostgresFailures(PostgresBase):
@@ -65,7 +60,7 @@ class PostgresFailures(PostgresBase):
     ) -> bool:
         async with self._connection() as conn:
             # Most logins have nothing to clear: decide that in one query, without a lock.
-            row = await conn.fetchrow(_CLEAR_NEEDED, scope, identifier)
+            row = await conn.fetchrow(CLEAR_NEEDED, scope, identifier)
             if row is not None and not row[0]:
                 return True
             async with conn.transaction():

@@ -18,6 +18,7 @@ from corelogin.server.store.base import (
 )
 
 __all__ = [
+    "CLEAR_NEEDED",
     "LINK_COLUMNS",
     "SESSION_COLUMNS",
     "SESSION_OWNER",
@@ -53,6 +54,15 @@ class Row(Protocol):
     """A row of either driver (sqlite3.Row, asyncpg.Record, a tuple): read by position."""
 
     def __getitem__(self, index: int, /) -> Any: ...
+
+
+# Whether a lockout identifier has anything to clear: a lock, or failures after its count
+# started. ($1 scope, $2 identifier; SQLite reads $N as ?N.)
+CLEAR_NEEDED: Final = (
+    "SELECT l.locked_until IS NOT NULL OR EXISTS (SELECT 1 FROM failed_logins f "
+    "WHERE f.scope = $1 AND f.identifier = $2 AND f.id > COALESCE(l.counted_after, 0)) "
+    "FROM (SELECT 1) AS one LEFT JOIN lockouts l ON l.scope = $1 AND l.identifier = $2"
+)
 
 
 def user_from_row(row: Row) -> UserRecord:

@@ -13,6 +13,7 @@ import aiosqlite
 import attrs
 
 from corelogin.server.store.base import FailedLogin, LockoutRule
+from corelogin.server.store.rows import CLEAR_NEEDED
 from corelogin.server.store.sqlite_base import SQLiteBase
 
 __all__ = ["SQLiteFailures"]
@@ -58,6 +59,10 @@ class SQLiteFailures(SQLiteBase):
     async def clear_failures(
         self, scope: str, identifier: str, *, unless_locked_at: float | None = None
     ) -> bool:
+        # Most logins have nothing to clear: decide that with one read, without the write lock.
+        row = await self._fetchone(CLEAR_NEEDED.replace("$", "?"), (scope, identifier))
+        if not row[0]:
+            return True
         async with self._transaction() as conn:
             counted_after, locked_until = await self._lockout(scope, identifier)
             if (
