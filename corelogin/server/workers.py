@@ -38,7 +38,7 @@ import attrs
 
 from corelogin.server.config import ServerConfig
 from corelogin.server.runner import start_server
-from corelogin.server.store import StoreError
+from corelogin.server.store import StoreError, is_postgres
 
 __all__ = ["SQLITE_REFUSED", "WorkerError", "check_workers", "reserve_port", "run_workers"]
 
@@ -61,7 +61,7 @@ class WorkerError(RuntimeError):
 
 def check_workers(config: ServerConfig) -> None:
     """Raise ``ValueError`` (one line) if ``config`` cannot be served by several processes."""
-    if config.workers > 1 and not config.db.startswith(("postgresql://", "postgres://")):
+    if config.workers > 1 and not is_postgres(config.db):
         raise ValueError(SQLITE_REFUSED)
 
 
