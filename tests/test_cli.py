@@ -63,8 +63,10 @@ def test_serve_without_a_key_refuses_to_start() -> None:
     [
         ("sqlite:///{tmp}/missing/dir/x.sqlite3", "cannot use the SQLite database"),
         ("mysql://root@localhost/corelogin", "unsupported database URL"),
+        ("postgresql://corelogin:s3cret@localhost/corelogin", "PGPASSWORD or use ~/.pgpass"),
+        ("postgresql://postgres@127.0.0.1:1/corelogin", "cannot use the PostgreSQL database"),
     ],
-    ids=["unusable-path", "unsupported-url"],
+    ids=["unusable-path", "unsupported-url", "password-in-flag", "unreachable-postgresql"],
 )
 def test_serve_start_up_errors_are_one_line_and_status_2(
     tmp_path: Path, db: str, says: str
@@ -78,6 +80,8 @@ def test_serve_start_up_errors_are_one_line_and_status_2(
     )
     assert done.returncode == 2
     assert says in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr  # one line, no traceback
+    assert "s3cret" not in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
@@ -193,5 +197,7 @@ def test_serve_refuses_mail_settings_that_cannot_work(
     )
     assert done.returncode == 2
     assert says in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr  # one line, no traceback
+    assert "s3cret" not in done.stderr
     assert "secret" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
