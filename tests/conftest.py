@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites i
 
 # The real SMTP server (aiosmtpd) of tests/mailserver.py: the mail_server fixture.
 # ... and the real JWKS server of tests/jwks.py (the jwks_server fixture).
-pytest_plugins = ["tests.mailserver", "tests.jwks"]
+# ... and a real headless Chromium, driven by Playwright (the browser and page fixtures).
+pytest_plugins = ["tests.mailserver", "tests.jwks", "tests.browser"]
 
 
 @pytest.fixture(scope="session", autouse=True)
