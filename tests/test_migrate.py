@@ -24,7 +24,8 @@ import corelogin
 from corelogin.cli import NO_PASSWORD_IN_URL, main
 from corelogin.server import ServerConfig, start_server
 from corelogin.server import migrate as migrate_module
-from corelogin.server.store import LoginEvent, SessionRecord, UserRecord
+from corelogin.server.store import LoginEvent, SessionRecord, UserRecord, open_store
+from corelogin.server.store.admin_base import AdminSession, AuditEntry, Operator
 from corelogin.server.store.base import FailedLogin, email_key
 from corelogin.server.store.postgres import PostgresStore
 from corelogin.server.store.postgres_schema import TABLES
@@ -207,6 +208,22 @@ async def fill(config: ServerConfig, mail: MailServer) -> Filled:
     )
 
 
+async def add_operator_rows(url: str) -> None:
+    """What the admin page keeps, written through the store (of SQLite or PostgreSQL): an
+    operator signed in, and two audit entries."""
+    store = open_store(url, pool_min=1, pool_max=1)
+    await store.open()
+    try:
+        now = time.time()
+        if await store.get_operator("ada") is None:
+            await store.add_operator(Operator("ada", "$argon2id$not-a-real-hash", now))
+            await store.open_admin_session(AdminSession("admin-hash", "ada", now, now + 60, now))
+        for action in ("user.update", "user.unlock"):
+            await store.record_audit(AuditEntry(now, "ada", action, "default", "someone"))
+    finally:
+        await store.close()
+
+
 async def small_source(db: Path, users: int = 2) -> None:
     """A SQLite database written through the store: ``users`` users, each with a session and a
     login event, and one failed login."""
@@ -250,6 +267,7 @@ def test_migrated_users_sessions_links_codes_and_lockouts_work_on_a_postgresql_s
     db = tmp_path / "old.sqlite3"
     config = config_for(db, mail_server)
     filled = asyncio.run(fill(config, mail_server))
+    asyncio.run(add_operator_rows(str(db)))
     before = sqlite_rows(db)
     with sqlite3.connect(db) as con:
         session_order = [
@@ -274,6 +292,9 @@ def test_migrated_users_sessions_links_codes_and_lockouts_work_on_a_postgresql_s
     assert grown["login_events"] > len(before["login_events"])
     (new_max,) = asyncio.run(pg_fetch(pg_url, "SELECT max(id) FROM failed_logins"))
     assert new_max[0] == source_max_failure + 2
+    asyncio.run(add_operator_rows(pg_url))  # two audit entries more, after the copied two
+    ids = asyncio.run(pg_fetch(pg_url, "SELECT id FROM audit_log ORDER BY id"))
+    assert [row[0] for row in ids] == [1, 2, 3, 4]
 
 
 async def _serve_what_was_moved(config: ServerConfig, filled: Filled) -> None:

@@ -1,9 +1,10 @@
 """``corelogin migrate``: copy a SQLite database into PostgreSQL, whole or not at all.
 
 Every table of `postgres_schema.TABLES` (users, login events, sessions as hashes, mailed codes,
-provider links, failed logins, lockouts) is copied as it is, so that users log in with their
-passwords, saved sessions stay valid and lockouts go on where they were. Why it works the way
-it does:
+provider links, failed logins, lockouts, and the admin page's operators, their sessions and the
+audit log) is copied as it is, so that users log in with their passwords, saved sessions stay
+valid, lockouts go on where they were and operators keep their names, passwords and history.
+Why it works the way it does:
 
 - The source is first opened with `SQLiteStore`, which brings an older schema up to date (the
   step ``corelogin serve`` would take on it), so the copy always reads the current tables. A
@@ -16,11 +17,12 @@ it does:
   runs in ONE transaction on it, which first locks every table against writers. A target that
   holds rows is refused (nothing changed) unless ``replace``, which deletes them first. Any
   failure (a row the target's constraints refuse, a count that differs) rolls it all back.
-- ``login_events.id`` and ``failed_logins.id`` are copied as they are (``lockouts.counted_after``
-  refers to failed_logins ids), then their sequences are moved past the highest id the source
-  ever gave (SQLite's AUTOINCREMENT counter included), so new rows neither collide nor reuse
-  an id. Sessions are copied in rowid order, so the identity PostgreSQL gives them keeps the
-  order the session limit evicts by.
+- ``login_events.id``, ``failed_logins.id`` and ``audit_log.id`` are copied as they are
+  (``lockouts.counted_after`` refers to failed_logins ids, and the audit log is read in id
+  order), then their sequences are moved past the highest id the source ever gave (SQLite's
+  AUTOINCREMENT counter included), so new rows neither collide nor reuse an id. Sessions are
+  copied in rowid order, so the identity PostgreSQL gives them keeps the order the session
+  limit evicts by.
 """
 
 from __future__ import annotations

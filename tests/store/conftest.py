@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from corelogin.server.store import Store, UserRecord, email_key, is_postgres, open_store
+from corelogin.server.store import (
+    LoginEvent,
+    SessionRecord,
+    Store,
+    UserRecord,
+    email_key,
+    is_postgres,
+    open_store,
+)
+from corelogin.server.store.base import FailedLogin, LockoutRule, SessionLimit
 from corelogin.server.store.sqlite_schema import MIGRATIONS
 
 if TYPE_CHECKING:
@@ -159,6 +168,8 @@ def record(
     active: bool = True,
     confirmation: str | None = None,
     extra: dict[str, Any] | None = None,
+    group: str | None = None,
+    created: int = 1,
 ) -> UserRecord:
     """A user record as the tests store it (plain text where the server would hash)."""
     return UserRecord(
@@ -169,7 +180,23 @@ def record(
         password_hash=password_hash,
         active=active,
         confirmation=confirmation,
-        group=None,
+        group=group,
         extra=extra,
-        created=1,
+        created=created,
     )
+
+
+async def log_in(store: Store, user_id: str, at: float, limit: SessionLimit | None = None) -> None:
+    """A session of ``user_id`` opened at ``at``, with its login event."""
+    opened = SessionRecord(f"{user_id}-{at}", user_id, at, at + 3600)
+    await store.open_session(opened, LoginEvent(user_id, at, None, None), limit=limit)
+
+
+# The first failed login locks its identifier, for 600 seconds.
+LOCK_AT_ONCE = LockoutRule(threshold=1, window=60, seconds=600)
+
+
+async def lock(store: Store, identifier: str, at: float, scope: str = "s") -> None:
+    """Lock ``identifier`` of ``scope`` from ``at`` for 600 seconds (`LOCK_AT_ONCE`)."""
+    failure = FailedLogin(scope, identifier, at, None, None, "wrong password")
+    assert await store.record_failure(failure, LOCK_AT_ONCE) is False  # the failure that locks

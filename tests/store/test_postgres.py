@@ -343,7 +343,7 @@ async def use_reset_code(store: Store) -> object:
 @pytest.mark.parametrize(
     ("call", "tables_written"),
     [
-        (open_session_with_login, ("sessions", "login_events")),
+        (open_session_with_login, ("sessions", "login_events", "users")),  # users.last_login
         (create_user_with_code, ("users", "codes")),
         (use_reset_code, ("codes", "users", "sessions")),
     ],

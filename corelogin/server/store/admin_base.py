@@ -71,10 +71,17 @@ UserOrder = Literal["created", "last_login"]
 
 @attrs.frozen
 class UserQuery:
-    """One page of a scope's users, newest first by ``order``. ``search`` finds a username or
-    email starting with it (compared by their keys) or an exact user_id; the filters are
-    None for "either". ``after`` is the ``next`` of the page before (keyset pagination: as
-    fast on page 1,000 as on page 1)."""
+    """One page of a scope's users, newest first by ``order``: by ``created``, or by
+    ``last_login`` with those who never logged in last (ties: the greater user_id first).
+    ``search`` (stripped; blank is no search) finds a username or email starting with it,
+    compared by their keys (`username_key`, `email_key`: regardless of case and Unicode form;
+    ``%`` and ``_`` are plain characters), or an exact user_id. The filters are None for
+    "either"; ``locked`` is about the username's or the email's lockout identifier
+    (`corelogin.server.lockout.identifier`) at ``now``. ``after`` is the ``next`` of the page
+    before (keyset pagination: as fast on page 1,000 as on page 1). Ordered by ``created``, a
+    walk of the pages visits every user there was at its start (and still is) exactly once,
+    whoever is created or deleted meanwhile; ordered by ``last_login``, a user who logs in
+    meanwhile moves to the front, and is missed if the walk had not reached them."""
 
     scope: str
     search: str | None = None
@@ -113,12 +120,14 @@ class AdminStore(Protocol):
     async def get_operator(self, name: str) -> Operator | None: ...
 
     async def set_operator_password(self, name: str, password_hash: str) -> bool:
-        """False if there is no such operator. Ends the operator's sessions."""
+        """False if there is no such operator. Ends the operator's sessions (in the same
+        transaction)."""
 
     async def remove_operator(self, name: str) -> bool:
         """Delete the operator and its sessions (the audit log keeps its name)."""
 
-    async def open_admin_session(self, session: AdminSession) -> None: ...
+    async def open_admin_session(self, session: AdminSession) -> None:
+        """Keep a new session; LookupError when its operator does not exist."""
 
     async def admin_session(self, token_hash: str) -> AdminSession | None:
         """The session, whatever its age, if its operator still exists."""
@@ -132,24 +141,29 @@ class AdminStore(Protocol):
     async def audit_log(
         self, *, scope: str | None = None, target: str | None = None, limit: int = 50
     ) -> list[AuditEntry]:
-        """The newest entries first (of one scope, of one user)."""
+        """The newest entries first, in the order they were recorded (of one scope, of one
+        user)."""
 
-    async def list_users(self, query: UserQuery) -> UserPage: ...
+    async def list_users(self, query: UserQuery) -> UserPage:
+        """One page of `UserQuery`; ValueError when ``after`` is not a ``next`` of this order
+        (malformed or mangled: answer 400) or ``limit`` is below 1."""
 
     async def user_sessions(self, user_id: str) -> list[SessionRecord]:
         """The user's sessions, newest first (expired ones included until they are pruned)."""
 
     async def joins_per_day(self, scope: str, since: float) -> list[DayCount]:
-        """Users created per UTC day from ``since``, days without any left out."""
+        """Users created per UTC day from ``since`` (at or after), ascending by day, days
+        without any left out."""
 
     async def logins_per_day(self, scope: str, since: float) -> list[DayCount]:
-        """Login events per UTC day from ``since``, days without any left out."""
+        """Login events of the scope's users per UTC day from ``since`` (at or after),
+        ascending by day, days without any left out."""
 
     async def pending_count(self, scope: str) -> int:
         """Users awaiting confirmation."""
 
     async def locked_identifiers(self, scope: str, now: float) -> list[tuple[str, float]]:
-        """(identifier, locked until) of the identifiers locked at ``now``."""
+        """(identifier, locked until) of the identifiers locked at ``now``, by identifier."""
 
     async def failed_count(self, scope: str, since: float) -> int:
-        """Failed logins from ``since``."""
+        """Failed logins from ``since`` (at or after), whatever their reason."""

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
+from corelogin.server.store.admin_base import AdminStore
 from corelogin.wire import EXTRA_MAX_BYTES, ApiError, Status
 
 __all__ = [
@@ -234,8 +235,9 @@ class SessionLimitReached(ApiError):
         super().__init__(Status.LOGIN_LIMIT, "multiple-login limit reached")
 
 
-class Store(Protocol):
-    """Persistence for the reference server. All methods are coroutines on the server's loop."""
+class Store(AdminStore, Protocol):
+    """Persistence for the reference server. All methods are coroutines on the server's loop.
+    The admin page's part (operators, the audit log, pages of users) is `AdminStore`."""
 
     async def open(self) -> None:
         """Connect and create or upgrade the schema."""

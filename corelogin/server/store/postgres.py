@@ -21,6 +21,7 @@ from corelogin.server.store.base import (
     email_key,
     username_key,
 )
+from corelogin.server.store.postgres_admin import PostgresAdmin
 from corelogin.server.store.postgres_base import Conn
 from corelogin.server.store.postgres_codes import PostgresCodes
 from corelogin.server.store.postgres_failures import PostgresFailures
@@ -41,18 +42,21 @@ _OPEN_SESSION = (
     "INSERT INTO sessions (token_hash, user_id, created, last_seen, expires) "
     "VALUES ($1, $2, $3, $3, $4)"
 )
-# The session and its login event (of the same user), in one statement.
+# The session, its login event and the user's last_login (what the admin page sorts and shows
+# by), in one statement.
 _OPEN_SESSION_AND_LOG = (
-    f"WITH opened AS ({_OPEN_SESSION} RETURNING user_id) "  # noqa: S608
-    "INSERT INTO login_events (user_id, at, remote, user_agent) "
-    "SELECT user_id, $5, $6, $7 FROM opened"
+    f"WITH opened AS ({_OPEN_SESSION} RETURNING user_id), "  # noqa: S608
+    "logged AS (INSERT INTO login_events (user_id, at, remote, user_agent) "
+    "SELECT user_id, $5, $6, $7 FROM opened) "
+    "UPDATE users SET last_login = $5 WHERE user_id = (SELECT user_id FROM opened)"
 )
 _FIND = f"SELECT {USER_COLUMNS} FROM users WHERE scope = $1 AND "  # noqa: S608
 
 
-class PostgresStore(PostgresCodes, PostgresLinks, PostgresFailures, PostgresLimits):
-    """The PostgreSQL store: users and sessions here; codes, links and failed logins in the
-    classes it builds on, over the pool of `PostgresBase`."""
+class PostgresStore(PostgresCodes, PostgresLinks, PostgresFailures, PostgresLimits, PostgresAdmin):
+    """The PostgreSQL store: users and sessions here; codes, links, failed logins, rate limits
+    and the admin page's operators and queries in the classes it builds on, over the pool of
+    `PostgresBase`."""
 
     session_limit: SessionLimit = SessionLimit()
 

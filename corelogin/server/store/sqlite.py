@@ -27,6 +27,7 @@ from corelogin.server.store.rows import (
     session_owner_from_row,
     user_from_row,
 )
+from corelogin.server.store.sqlite_admin import SQLiteAdmin
 from corelogin.server.store.sqlite_base import (
     FIND_BY_EMAIL,
     FIND_BY_USERNAME,
@@ -40,9 +41,10 @@ from corelogin.server.store.sqlite_links import SQLiteLinks
 __all__ = ["SQLiteStore"]
 
 
-class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
-    """The SQLite store: users and sessions here; codes, links and failed logins in the
-    classes it builds on, over the connection of `SQLiteBase`."""
+class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures, SQLiteAdmin):
+    """The SQLite store: users and sessions here; codes, links, failed logins and the admin
+    page's operators and queries in the classes it builds on, over the connection of
+    `SQLiteBase`."""
 
     session_limit: SessionLimit = SessionLimit()
 
@@ -175,6 +177,10 @@ class SQLiteStore(SQLiteCodes, SQLiteLinks, SQLiteFailures):
                     "INSERT INTO login_events (user_id, at, remote, user_agent) "
                     "VALUES (?, ?, ?, ?)",
                     (login.user_id, login.at, login.remote, login.user_agent),
+                )
+                # What the admin page sorts and shows by, kept with the event it sums up.
+                await conn.execute(
+                    "UPDATE users SET last_login = ? WHERE user_id = ?", (login.at, login.user_id)
                 )
 
     async def _make_room(

@@ -101,4 +101,40 @@ MIGRATIONS: Final = (
         PRIMARY KEY (scope, identifier)
     );
     """,
+    # 6: the admin page (issue 12). Operators (the server's, not a scope's) and their sessions,
+    # which end with them; the audit log, which outlives them (no foreign key: it keeps the
+    # name). users.last_login, kept by open_session, filled here from the login events; with
+    # users_created, the indexes the pages of users walk (keyset pagination, newest first).
+    """
+    CREATE TABLE operators (
+        name          TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        created       REAL NOT NULL
+    );
+    CREATE TABLE admin_sessions (
+        token_hash TEXT PRIMARY KEY,
+        operator   TEXT NOT NULL REFERENCES operators (name) ON DELETE CASCADE,
+        created    REAL NOT NULL,
+        expires    REAL NOT NULL,
+        last_seen  REAL NOT NULL
+    );
+    CREATE INDEX admin_sessions_operator ON admin_sessions (operator);
+    CREATE TABLE audit_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        at       REAL NOT NULL,
+        operator TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        scope    TEXT,
+        target   TEXT,
+        detail   TEXT
+    );
+    CREATE INDEX audit_log_scope ON audit_log (scope, id);
+    CREATE INDEX audit_log_target ON audit_log (target, id);
+    ALTER TABLE users ADD COLUMN last_login REAL;
+    UPDATE users SET last_login = (
+        SELECT max(e.at) FROM login_events e WHERE e.user_id = users.user_id
+    ) WHERE user_id IN (SELECT user_id FROM login_events);
+    CREATE INDEX users_created ON users (scope, created, user_id);
+    CREATE INDEX users_last_login ON users (scope, last_login, user_id);
+    """,
 )
