@@ -1,4 +1,5 @@
-"""The ``corelogin`` command: ``serve`` runs the reference server, ``openapi`` prints its API."""
+"""The ``corelogin`` command: ``serve`` runs the reference server, ``openapi`` prints its API,
+``admin`` manages the operators of its admin page."""
 
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", default="default", help="the user's scope (default: default)")
     token.add_argument("--config", metavar="FILE", help="a TOML file of ServerConfig fields")
     token.add_argument("--db", help="database URL (default sqlite:///corelogin.sqlite3)")
+    _admin_parser(commands)
     migrate = commands.add_parser(
         "migrate",
         help="copy a SQLite database into PostgreSQL",
@@ -104,6 +106,28 @@ def _parser() -> argparse.ArgumentParser:
         help="delete every row the target holds first (in the same transaction)",
     )
     return parser
+
+
+def _admin_parser(commands: Any) -> None:
+    """``corelogin admin add|passwd|remove NAME`` (corelogin.server.admin.cli)."""
+    admin = commands.add_parser(
+        "admin",
+        help="add, re-password or remove an operator of the admin page (/admin/)",
+        description="Manage the operators who sign in to the admin page at /admin/ (there is "
+        "no default one). The password is asked twice, or read from "
+        "CORELOGIN_ADMIN_PASSWORD. The database is found as serve finds it (--db, --config, "
+        "CORELOGIN_DB).",
+    )
+    actions = admin.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("add", "make a new operator"),
+        ("passwd", "set an operator's password (ending its sessions)"),
+        ("remove", "remove an operator (ending its sessions)"),
+    ):
+        one = actions.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        one.add_argument("name", help="the operator's name")
+        one.add_argument("--config", metavar="FILE", help="a TOML file of ServerConfig fields")
+        one.add_argument("--db", help="database URL (default sqlite:///corelogin.sqlite3)")
 
 
 def password_in_url(url: str | None) -> bool:
@@ -147,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"corelogin {args.command}: {NO_PASSWORD_IN_URL}\n")
         return 2
     try:
-        if args.command == "token":  # the app key is not needed to write to the database
+        if args.command in ("token", "admin"):  # no app key needed to use the database
             config = ServerConfig.from_env(file=args.config, db=args.db, app_key="(unused)")
         else:
             config = ServerConfig.from_env(
@@ -169,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "token":
         return _token(config, args.scope, args.user_id)
+    if args.command == "admin":
+        from corelogin.server.admin.cli import run
+
+        return run(config, args.action, args.name)
     from corelogin.server.workers import WorkerError, run_workers
 
     try:

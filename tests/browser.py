@@ -26,8 +26,10 @@ def chromium_path() -> str | None:
     return os.environ.get("CORELOGIN_TEST_CHROMIUM") or shutil.which("chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Browser]:
+    """Chromium for one test. Not shared by the session: sync Playwright runs an event loop on
+    this thread while it is open, and the asyncio tests that follow need the thread free."""
     path = chromium_path()
     if path is None:
         pytest.skip("no Chromium: apt-get install chromium (or set CORELOGIN_TEST_CHROMIUM)")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from corelogin.server import links, oauth, sessions, users
+from corelogin.server import admin, links, oauth, sessions, users
 from corelogin.server.calls import routes
 from corelogin.server.config import ServerConfig
 from corelogin.server.connections import SERVER_NAME
@@ -75,7 +75,13 @@ def create_app(
     keep_secrets_out_of_logs()
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[*proxy_middlewares(config.trusted_proxies), envelope_middleware],
+        # The admin page's middleware runs inside the envelope's: it answers every failure
+        # under /admin/ as an HTML page itself, so the envelope makes JSON of the API's only.
+        middlewares=[
+            *proxy_middlewares(config.trusted_proxies),
+            envelope_middleware,
+            admin.middleware,
+        ],
     )
     app[CONFIG] = config
     app[STORE] = store or open_store(
@@ -114,6 +120,7 @@ def create_app(
     app.cleanup_ctx.append(_resources)
     app.on_response_prepare.append(_server_header)
     app.add_routes(ROUTES)
+    admin.setup(app)
     return app
 
 

@@ -134,6 +134,9 @@ class ServerConfig:
     # Sessions (DESIGN.md §4): refused once idle or old beyond these.
     session_idle_seconds: int = attrs.field(default=7 * DAY, validator=attrs.validators.gt(0))
     session_absolute_seconds: int = attrs.field(default=30 * DAY, validator=attrs.validators.gt(0))
+    # The admin page's operator sessions (docs/admin.md): ended once idle or old beyond these.
+    admin_idle_seconds: int = attrs.field(default=1800, validator=attrs.validators.gt(0))
+    admin_absolute_seconds: int = attrs.field(default=12 * 3600, validator=attrs.validators.gt(0))
     # The admin key of trusted back-end code (header X-Corelogin-Admin-Key); None: no admin.
     admin_key: str | None = attrs.field(
         default=None, repr=False, validator=attrs.validators.optional(_non_empty)
