@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
+from _load import PG_DSN_VARIABLE
+from _load import database as schema_database
 
 from corelogin.server import ServerConfig, start_server
 from corelogin.server.store import open_store
@@ -36,7 +37,6 @@ from corelogin.server.store.postgres_schema import TABLES
 from corelogin.server.tokens import hash_token
 
 SCOPE = "default"
-PG_DSN_VARIABLE = "CORELOGIN_TEST_PG_DSN"
 
 
 def user_rows(count: int, now: float) -> list[tuple[Any, ...]]:
@@ -66,22 +66,15 @@ def user_rows(count: int, now: float) -> list[tuple[Any, ...]]:
 
 @asynccontextmanager
 async def database(kind: str) -> AsyncIterator[str]:
-    """A new database: a temporary SQLite file, or a PostgreSQL schema of its own."""
+    """A new database: a temporary SQLite file, or a PostgreSQL schema of its own
+    (`_load.database`, dropped afterwards)."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{Path(tmp) / 'admin.sqlite3'}"
         return
-    dsn = os.environ.get(PG_DSN_VARIABLE)
-    if not dsn:
-        raise SystemExit(f"{PG_DSN_VARIABLE} is not set")
-    schema = f"bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        yield f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
-    finally:
-        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        await admin.close()
+    async with schema_database(kind, os.environ.get(PG_DSN_VARIABLE)) as url:
+        assert url is not None
+        yield url
 
 
 async def fill(url: str, count: int) -> tuple[str, str]:
