@@ -372,6 +372,22 @@ class Core(SessionState):
         self._require_delivery_thread("process_events()")
         return self._runtime.queue.run_ready()
 
+    def set_wakeup(self, wakeup: Callable[[], object] | None) -> None:
+        """Frame mode: have ``wakeup()`` called whenever a listener is queued, so that an event
+        loop can call `process_events` at once instead of polling (None removes it).
+
+        It is called from the I/O thread (and from here, if listeners already wait), so it must
+        be thread-safe and quick: post a message to your loop and return (Qt: emit a signal;
+        trio: ``token.run_sync_soon``). `corelogin.qt` and `corelogin.trio` do this for you.
+        """
+        if not self._frame:
+            raise RuntimeError(
+                f"set_wakeup() is for frame mode; this Core delivers {self.deliver!r}"
+            )
+        if wakeup is not None and not callable(wakeup):
+            raise TypeError("wakeup must be callable (or None)")
+        self._runtime.queue.set_wakeup(wakeup)
+
     def wait(self, request: Request | None = None, timeout: float | None = None) -> bool:
         """Block until ``request`` (or, with None, every call in flight) has been delivered,
         running listeners meanwhile if this is the thread they run on. False on timeout."""

@@ -36,6 +36,8 @@ class ListenerQueue:
         self._taken = 0  # written by the creating thread only
         self._watching = False
         self._warned = False
+        # Called (from the thread that queues) after each put: a host loop's thread-safe wakeup.
+        self.wakeup: Callable[[], object] | None = None
 
     def __len__(self) -> int:
         """Listeners queued and not yet run."""
@@ -45,10 +47,27 @@ class ListenerQueue:
         serial = next(self._serials)
         self._last_queued = serial
         self._queue.put(fn)
+        if self.wakeup is not None:
+            self._wake(self.wakeup)
         if not self._watching and not self._warned:
             self._watching = True
             if not self._post(self._arm, serial):
                 self._watching = False
+
+    def set_wakeup(self, wakeup: Callable[[], object] | None) -> None:
+        """Install ``wakeup``; called at once if listeners are already waiting."""
+        self.wakeup = wakeup
+        if wakeup is not None and len(self):
+            self._wake(wakeup)
+
+    @staticmethod
+    def _wake(wakeup: Callable[[], object]) -> None:
+        try:
+            wakeup()
+        except Exception:  # the host's loop may have ended: the queue still holds the listener
+            log.warning(
+                "a corelogin wakeup function raised; the listener stays queued", exc_info=True
+            )
 
     def run_ready(self) -> int:
         """Run the listeners queued so far, without waiting; returns how many ran."""
