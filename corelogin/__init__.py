@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from corelogin import signals
 from corelogin.client import Core, init
-from corelogin.models import Event, Login, OAuth, User
-from corelogin.request import Request
+from corelogin.models import AuthToken, Event, Expired, Login, OAuth, User, UserId
+from corelogin.request import Listener, Request
 from corelogin.sessionstore import FileSessionStore, MemorySessionStore, SessionStore
 from corelogin.users import NULL
 from corelogin.wire import APPLE, FACEBOOK, GOOGLE, OPENUDID, Status
@@ -22,9 +22,12 @@ __all__ = [
     "GOOGLE",
     "NULL",
     "OPENUDID",
+    "AuthToken",
     "Core",
     "Event",
+    "Expired",
     "FileSessionStore",
+    "Listener",
     "Login",
     "MemorySessionStore",
     "OAuth",
@@ -32,6 +35,7 @@ __all__ = [
     "SessionStore",
     "Status",
     "User",
+    "UserId",
     "__version__",
     "init",
     "signals",

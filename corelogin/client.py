@@ -130,7 +130,7 @@ class Core(SessionState):
         self._finalizer = weakref.finalize(self, self._runtime.dispose)
         # Guards the Core's and its requests' state; blocking waits sleep on it.
         self._cond = threading.Condition()
-        self._pending: set[Request] = set()  # calls whose listener has not run yet
+        self._pending: set[Request[Any]] = set()  # calls whose listener has not run yet
         self._closed = False
         self.users = Users(self)
 
@@ -161,8 +161,8 @@ class Core(SessionState):
         listener: Any,
         *,
         token: str | None = None,
-        local: Callable[[Request], Event] | None = None,
-    ) -> Request:
+        local: Callable[[Request[Any]], Event[Any]] | None = None,
+    ) -> Request[Any]:
         """Send a call (with ``token`` as its session, when given); or, with ``local``, give
         the event it makes at once, without the network."""
         if listener is not None and not callable(listener):
@@ -174,7 +174,9 @@ class Core(SessionState):
             raise TypeError("listener must be callable (or None)")
         if self._frame and inspect.iscoroutinefunction(listener):
             raise TypeError(_ASYNC_IN_FRAME_MODE)
-        request = Request(self, spec.name, partial(self._deliver, listener, spec), self._cond)
+        request: Request[Any] = Request(
+            self, spec.name, partial(self._deliver, listener, spec), self._cond
+        )
         with self._cond:
             self._pending.add(request)
             closed = self._closed
@@ -208,7 +210,7 @@ class Core(SessionState):
 
     async def _send(
         self,
-        request: Request,
+        request: Request[Any],
         spec: CallSpec,
         body: dict[str, Any],
         limit: float,
@@ -258,8 +260,8 @@ class Core(SessionState):
 
     def _settle(
         self,
-        request: Request,
-        event: Event,
+        request: Request[Any],
+        event: Event[Any],
         apply: Callable[[], None] | None = None,
         *,
         here: bool = False,
@@ -285,7 +287,11 @@ class Core(SessionState):
         return True
 
     def _deliver(
-        self, listener: Listener | None, spec: CallSpec, request: Request, event: Event
+        self,
+        listener: Listener[Any] | None,
+        spec: CallSpec,
+        request: Request[Any],
+        event: Event[Any],
     ) -> None:
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
         spawn = partial(self._spawn, event)
@@ -312,13 +318,13 @@ class Core(SessionState):
         finally:
             self._mark_delivered(request)
 
-    def _mark_delivered(self, request: Request) -> None:
+    def _mark_delivered(self, request: Request[Any]) -> None:
         with self._cond:
             request._delivered = True
             self._pending.discard(request)
             self._cond.notify_all()
 
-    def _spawn(self, event: Event, awaitable: Awaitable[Any]) -> None:
+    def _spawn(self, event: Event[Any], awaitable: Awaitable[Any]) -> None:
         """Where coroutines returned by listeners and receivers go: a task on the loop in
         asyncio and thread modes; refused in frame mode, whose listeners must be plain."""
         spawn = partial(self._spawn, event)
@@ -333,11 +339,11 @@ class Core(SessionState):
         else:
             self._runtime.spawn(awaitable, report)
 
-    def cancel(self, request: Request) -> bool:
+    def cancel(self, request: Request[Any]) -> bool:
         """Cancel ``request``: its listener gets 817. False if it had already finished."""
         return self._cancel(self._own(request, "cancel()"), "cancelled")
 
-    def _cancel(self, request: Request, why: str, status: int = Status.CANCELLED) -> bool:
+    def _cancel(self, request: Request[Any], why: str, status: int = Status.CANCELLED) -> bool:
         """Settle ``request`` with ``status`` unless it is settled already, and stop its task."""
         if not self._settle(request, failure_event(request, status, why)):
             return False
@@ -346,10 +352,10 @@ class Core(SessionState):
             self._runtime.post(task.cancel)  # refused once shut down: nothing runs by then
         return True
 
-    def _expire(self, request: Request, limit: float) -> None:
+    def _expire(self, request: Request[Any], limit: float) -> None:
         self._cancel(request, f"no answer within {limit:g} s", Status.TIMED_OUT)
 
-    def _own(self, request: Request, what: str) -> Request:
+    def _own(self, request: Request[Any], what: str) -> Request[Any]:
         if not isinstance(request, Request):
             raise TypeError(f"{what} takes a Request, not {type(request).__name__}")
         if request._core is not self:
@@ -388,7 +394,7 @@ class Core(SessionState):
             raise TypeError("wakeup must be callable (or None)")
         self._runtime.queue.set_wakeup(wakeup)
 
-    def wait(self, request: Request | None = None, timeout: float | None = None) -> bool:
+    def wait(self, request: Request[Any] | None = None, timeout: float | None = None) -> bool:
         """Block until ``request`` (or, with None, every call in flight) has been delivered,
         running listeners meanwhile if this is the thread they run on. False on timeout."""
         if request is not None:
@@ -411,7 +417,7 @@ class Core(SessionState):
         with self._cond:
             return self._cond.wait_for(condition, timeout)
 
-    def _wait_request(self, request: Request, timeout: float | None) -> Event:
+    def _wait_request(self, request: Request[Any], timeout: float | None) -> Event[Any]:
         self._check_can_block("request.result()")
         if self._frame:
             if self._runtime.on_delivery_thread():

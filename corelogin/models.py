@@ -1,18 +1,43 @@
-"""What listeners receive: the Event and the objects in its ``result``.
+r"""What listeners receive: the Event and the objects in its ``result``.
 
 All are frozen attrs classes readable both as attributes and as a mapping, so that
 ``evt.result.user_id`` and ``evt["result"]["user_id"]`` both work, as a Lua table would.
 Secrets (access tokens) are left out of every ``repr``.
+
+`Event` is generic in its result (``Event[Login]``), so that an editor completes
+``evt.result.user_id`` and a type checker catches ``evt.result.user_idd``. The small table
+results are `TypedDict`\ s: plain dicts at run time, typed keys for the checker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Generic, TypedDict, TypeVar
 
 import attrs
 
-__all__ = ["Event", "Login", "OAuth", "User"]
+__all__ = ["AuthToken", "Event", "Expired", "Login", "OAuth", "User", "UserId"]
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class UserId(TypedDict):
+    """The result of ``remove_auth_provider``."""
+
+    user_id: str
+
+
+class Expired(TypedDict):
+    """The result of ``access_token_expired``."""
+
+    expired: bool
+
+
+class AuthToken(TypedDict):
+    """The result of ``create_auth_token``: a one-time token and its expiry (unix seconds)."""
+
+    auth_token: str
+    expires: int
 
 
 class _Table(Mapping[str, Any]):
@@ -174,17 +199,20 @@ class User(_Table):
 
 
 @attrs.frozen(eq=True)
-class Event(_Table):
+class Event(_Table, Generic[T_co]):
     """What every listener receives, exactly once per call.
 
     ``error`` is a message for people and ``status`` a code from DESIGN.md §5 (both None on
     success); ``result`` is the call's answer; ``tt`` the round trip in milliseconds.
+
+    ``result`` is typed as the call's answer (``Event[Login]``) although it is None on an
+    error, so that the usual ``if evt.error: ... else: evt.result.user_id`` type-checks.
     """
 
     name: str
     error: str | None = None
     status: int | None = None
-    result: Any = None
+    result: T_co = attrs.field(default=None)
     tt: float = 0.0
     # 829: the seconds the server asked to wait before trying again (its Retry-After). The SDK
     # never retries a call by itself once the server has it.

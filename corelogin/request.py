@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from corelogin.models import Event
 
@@ -17,11 +18,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Listener", "Request"]
 
-Listener = Callable[[Event], Any]
+T = TypeVar("T")
+
+# What a call's listener may be: any callable taking its Event (``Listener[Login]``).
+Listener = Callable[[Event[T]], object]
 
 
-class Request:
+class Request(Generic[T]):
     """One call in flight: ``cancel()`` it, ``await`` it, or block on ``result()``.
+
+    Generic in the call's result: ``core.users.login(...)`` is a ``Request[Login]``.
 
     Its Event is settled exactly once (the first of success, failure, timeout, cancel or close
     wins) and handed to the listener exactly once. Its state is guarded by the Core's one
@@ -47,7 +53,7 @@ class Request:
         self,
         core: Core,
         name: str,
-        handler: Callable[[Request, Event], None],
+        handler: Callable[[Request[Any], Event[Any]], None],
         cond: threading.Condition,
     ) -> None:
         self.name = name
@@ -55,12 +61,12 @@ class Request:
         self._handler = handler  # runs the listener and signals, where the Core delivers
         self._cond = cond
         self._started = time.monotonic()
-        self._event: Event | None = None
+        self._event: Event[T] | None = None
         self._settled = False  # the Event is known
         # The server said 609 for the session the Core held, and this call found it out first.
         self._session_expired = False
         self._delivered = False  # the listener has run (frame mode: has started)
-        self._waiters: list[Callable[[Event], None]] = []
+        self._waiters: list[Callable[[Event[T]], None]] = []
         self._task: asyncio.Future[Any] | None = None
 
     def __repr__(self) -> str:
@@ -75,7 +81,7 @@ class Request:
         """Cancel the call: its listener gets status 817. False if it had already finished."""
         return self._core.cancel(self)
 
-    def result(self, timeout: float | None = None) -> Event:
+    def result(self, timeout: float | None = None) -> Event[T]:
         """Block until the Event is known and return it.
 
         On the thread that runs listeners (frame mode) this runs queued listeners while it
@@ -84,17 +90,21 @@ class Request:
         """
         return self._core._wait_request(self, timeout)
 
-    def __await__(self) -> Generator[Any, None, Event]:
+    def __await__(self) -> Generator[Any, None, Event[T]]:
+        if asyncio._get_running_loop() is None and _in_trio():
+            from corelogin.trio import wait  # only where trio is running
+
+            return wait(self).__await__()
         return self._wait().__await__()
 
-    async def _wait(self) -> Event:
+    async def _wait(self) -> Event[T]:
         loop = asyncio.get_running_loop()
         if self._delivered and self._core._runtime.on_io_thread():
             assert self._event is not None
             return self._event  # already delivered here: nothing to wait for
-        future: asyncio.Future[Event] = loop.create_future()
+        future: asyncio.Future[Event[T]] = loop.create_future()
 
-        def wake(event: Event) -> None:
+        def wake(event: Event[T]) -> None:
             same_loop = asyncio._get_running_loop() is loop
             if same_loop and self._delivered:
                 _resolve(future, event)
@@ -117,7 +127,7 @@ class Request:
     def _elapsed_ms(self) -> float:
         return round((time.monotonic() - self._started) * 1e6) / 1e3  # ms, to the microsecond
 
-    def _claim(self, event: Event) -> bool:
+    def _claim(self, event: Event[T]) -> bool:
         """Record ``event`` if no other outcome came first; True if this one won."""
         with self._cond:
             if self._event is not None:
@@ -136,7 +146,7 @@ class Request:
         for wake in waiters:
             wake(event)
 
-    def _later(self, event: Event) -> Callable[[], None]:
+    def _later(self, event: Event[T]) -> Callable[[], None]:
         """What a frame-mode queue holds to run the listener: it refers to this request weakly,
         so that a Core dropped with listeners still queued (nobody can run them now) can be
         garbage-collected; while the Core lives, its pending set keeps the request alive."""
@@ -149,12 +159,12 @@ class Request:
 
         return run
 
-    def _discard_waiter(self, wake: Callable[[Event], None]) -> None:
+    def _discard_waiter(self, wake: Callable[[Event[T]], None]) -> None:
         with self._cond:
             if wake in self._waiters:
                 self._waiters.remove(wake)
 
-    def _add_waiter(self, wake: Callable[[Event], None]) -> None:
+    def _add_waiter(self, wake: Callable[[Event[T]], None]) -> None:
         with self._cond:
             if not self._settled:
                 self._waiters.append(wake)
@@ -164,14 +174,19 @@ class Request:
         wake(event)
 
 
-def _resolve(future: asyncio.Future[Event], event: Event) -> None:
+def _in_trio() -> bool:
+    trio = sys.modules.get("trio")
+    return trio is not None and bool(trio.lowlevel.in_trio_run())
+
+
+def _resolve(future: asyncio.Future[Event[T]], event: Event[T]) -> None:
     if not future.done():
         future.set_result(event)
 
 
 def failure_event(
-    request: Request, status: int, message: str, retry_after: int | None = None
-) -> Event:
+    request: Request[Any], status: int, message: str, retry_after: int | None = None
+) -> Event[Any]:
     """The error event of a call."""
     return Event(
         request.name,

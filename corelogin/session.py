@@ -59,8 +59,8 @@ class SessionState:
         listener: Any,
         *,
         token: str | None = None,
-        local: Callable[[Request], Event] | None = None,
-    ) -> Request:
+        local: Callable[[Request[Any]], Event[Any]] | None = None,
+    ) -> Request[Any]:
         raise NotImplementedError  # the Core's
 
     def _credentials(self) -> dict[str, str]:
@@ -83,7 +83,7 @@ class SessionState:
         self._session_token = token
         self._logged_in_user = login
 
-    def _session_gone(self, request: Request, token: str) -> None:
+    def _session_gone(self, request: Request[Any], token: str) -> None:
         """The server answered 609 for ``token``: if it is the session this Core holds (or
         has saved), forget it; the first call to find out also sends `session_expired`."""
         forgot = False
@@ -110,7 +110,7 @@ class SessionState:
             log.exception("the session store's %s() failed", method)
             return None
 
-    def _session_call(self, spec: CallSpec, listener: Any, *, saved: bool) -> Request:
+    def _session_call(self, spec: CallSpec, listener: Any, *, saved: bool) -> Request[Any]:
         """restore and is_valid_login: answered here when there is no session to send."""
         if spec.name == "restore":
             token = self._saved_token()
@@ -129,7 +129,7 @@ class SessionState:
             spec, {}, listener, local=lambda r: Event(r.name, result=False, tt=r._elapsed_ms())
         )
 
-    def _logout(self, spec: CallSpec, listener: Any, *, clear_saved: bool) -> Request:
+    def _logout(self, spec: CallSpec, listener: Any, *, clear_saved: bool) -> Request[Any]:
         """Local state goes at once; the server is then told, if there is a session to end."""
         token = self._session_token
         saved = self._saved_token()

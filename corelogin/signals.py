@@ -62,7 +62,7 @@ def subscribe(
 def send(
     signal: NamedSignal,
     sender: Any,
-    event: Event,
+    event: Event[Any],
     spawn: Callable[[Any], None],
     *,
     fatal: tuple[type[BaseException], ...] = (),
@@ -91,7 +91,7 @@ def send(
 
 def report_error(
     sender: Any,
-    event: Event,
+    event: Event[Any],
     exc: BaseException,
     spawn: Callable[[Any], None],
     *,

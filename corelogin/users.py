@@ -13,7 +13,7 @@ import attrs
 from blinker import NamedSignal
 
 from corelogin import signals
-from corelogin.models import Login, OAuth, User
+from corelogin.models import AuthToken, Expired, Login, OAuth, User, UserId
 from corelogin.wire import CALLS, NULL, Call
 
 if TYPE_CHECKING:
@@ -123,10 +123,12 @@ class Users:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def _call(self, name: str, params: Any, listener: Listener | None) -> Request:
+    def _call(self, name: str, params: Any, listener: Listener[Any] | None) -> Request[Any]:
         return self._core._call(SPECS[name], params, listener)
 
-    def create(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+    def create(
+        self, params: Mapping[str, Any], listener: Listener[User] | None = None
+    ) -> Request[User]:
         """Register a user: ``username``, ``password``, optional ``email``, ``group``,
         ``extra`` and ``confirmation`` (``{"from_email", "subject", "email_tpl"?,
         "tpl_keys"?}``: the user stays inactive until the mailed link is followed).
@@ -135,15 +137,21 @@ class Users:
         """
         return self._call("create", params, listener)
 
-    def login(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+    def login(
+        self, params: Mapping[str, Any], listener: Listener[Login] | None = None
+    ) -> Request[Login]:
         """Log in with ``username`` or ``email`` and ``password``; the result is a `Login`."""
         return self._call("login", params, listener)
 
-    def get(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+    def get(
+        self, params: Mapping[str, Any], listener: Listener[User] | None = None
+    ) -> Request[User]:
         """``{"user_id"}`` → the `User` (your own, or any with the admin key)."""
         return self._call("get", params, listener)
 
-    def update(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+    def update(
+        self, params: Mapping[str, Any], listener: Listener[User] | None = None
+    ) -> Request[User]:
         """``{"user_id", "update": {...}}`` → the updated `User`.
 
         ``update`` may hold ``username``, ``password``, ``email``, ``extra`` (merged key by key;
@@ -152,56 +160,60 @@ class Users:
         """
         return self._call("update", params, listener)
 
-    def delete(self, params: Mapping[str, Any], listener: Listener | None = None) -> Request:
+    def delete(
+        self, params: Mapping[str, Any], listener: Listener[int] | None = None
+    ) -> Request[int]:
         """``{"user_id"}`` → 1, or 0 when there was no such user (admin key)."""
         return self._call("delete", params, listener)
 
     def resend_confirmation(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[str] | None = None
+    ) -> Request[str]:
         """``{"user_id"}`` of a user awaiting confirmation → its ``user_id``; mails a new
         link, and the old ones stop working."""
         return self._call("resend_confirmation", params, listener)
 
     def send_password_reset(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[bool] | None = None
+    ) -> Request[bool]:
         """``{"email"}`` → True, whether or not the address is known; mails a reset link."""
         return self._call("send_password_reset", params, listener)
 
     def reset_password(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[bool] | None = None
+    ) -> Request[bool]:
         """``{"code", "password"}`` → True; every session of the user ends."""
         return self._call("reset_password", params, listener)
 
     # -- sessions --------------------------------------------------------------------------
 
     def login_with_auth_token(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[Login] | None = None
+    ) -> Request[Login]:
         """``{"auth_token", "stay_logged_in"?}`` (a token from `create_auth_token`, used once)
         → a `Login`, as `login` gives."""
         return self._call("login_with_auth_token", params, listener)
 
     def create_auth_token(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[AuthToken] | None = None
+    ) -> Request[AuthToken]:
         """``{"user_id"}`` → ``{"auth_token", "expires"}`` (admin key only: back-end code
         mints it for a game client to log in with)."""
         return self._call("create_auth_token", params, listener)
 
-    def restore(self, listener: Listener | None = None) -> Request:
+    def restore(self, listener: Listener[Login] | None = None) -> Request[Login]:
         """Log in again with the session saved by a ``stay_logged_in`` login (no password):
         the `Login`; 609 when the server no longer knows it (the saved copy is cleared), 804
         when nothing is saved."""
         return self._core._session_call(SPECS["restore"], listener, saved=True)
 
-    def is_valid_login(self, listener: Listener | None = None) -> Request:
+    def is_valid_login(self, listener: Listener[bool] | None = None) -> Request[bool]:
         """True when the current (else the saved) session is live; False when there is none."""
         return self._core._session_call(SPECS["is_valid_login"], listener, saved=True)
 
-    def logout(self, listener: Listener | None = None, clear_saved: bool = True) -> Request:
+    def logout(
+        self, listener: Listener[bool] | None = None, clear_saved: bool = True
+    ) -> Request[bool]:
         """End the session on the server. The local state (``logged_in_user``, and the saved
         copy when ``clear_saved``) is cleared at once, even if the server cannot be reached."""
         return self._core._logout(SPECS["logout"], listener, clear_saved=clear_saved)
@@ -214,39 +226,39 @@ class Users:
     # -- OAuth providers (Coronium's OAuth API); the provider table is an `OAuth` ----------
 
     def add_auth_provider(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[OAuth] | None = None
+    ) -> Request[OAuth]:
         """``{"user_id", "provider", "auth": {"client_id", "access_token"?,
         "access_token_expiry"?, "id_token"?}}`` → the provider table."""
         return self._call("add_auth_provider", params, listener)
 
     def get_auth_provider(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[OAuth] | None = None
+    ) -> Request[OAuth]:
         """``{"user_id", "provider"}`` → the provider table."""
         return self._call("get_auth_provider", params, listener)
 
     def update_auth_provider(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[OAuth] | None = None
+    ) -> Request[OAuth]:
         """``{"user_id", "provider", "update": {...}}`` → the provider table."""
         return self._call("update_auth_provider", params, listener)
 
     def remove_auth_provider(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[UserId] | None = None
+    ) -> Request[UserId]:
         """``{"user_id", "provider"}`` → ``{"user_id": ...}``."""
         return self._call("remove_auth_provider", params, listener)
 
     def access_token_expired(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[Expired] | None = None
+    ) -> Request[Expired]:
         """``{"user_id", "provider"}`` → ``{"expired": bool}`` (by the server's clock)."""
         return self._call("access_token_expired", params, listener)
 
     def update_token_expiry(
-        self, params: Mapping[str, Any], listener: Listener | None = None
-    ) -> Request:
+        self, params: Mapping[str, Any], listener: Listener[OAuth] | None = None
+    ) -> Request[OAuth]:
         """``{"user_id", "provider", "expiry", "token"?}`` (unix seconds) → the provider
         table."""
         return self._call("update_token_expiry", params, listener)

@@ -11,9 +11,12 @@ from collections.abc import Callable
 import pytest
 
 import corelogin
+from corelogin.server import ServerThread
 from corelogin.wire import Status
 from tests.helpers import (
     APP_KEY,
+    IO_THREAD,
+    LOGIN,
     UNDECIDABLE,
     Listener,
 )
@@ -117,3 +120,71 @@ def test_close_from_another_thread_warns_how_many_listeners_never_ran(
         assert found, "close() from another thread says 3 listeners were never run"
     finally:
         core.process_events()
+
+
+# -- set_wakeup: a host loop is told when a listener is queued ------------------------------
+
+
+class Wakeups:
+    """A wakeup function that records the thread each call came from."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+        self.called = threading.Event()
+
+    def __call__(self) -> None:
+        self.threads.append(threading.current_thread().name)
+        self.called.set()
+
+
+def test_wakeup_is_called_from_the_io_thread_when_a_listener_is_queued(
+    server_thread: ServerThread,
+) -> None:
+    wakeups, listener = Wakeups(), Listener()
+    with corelogin.init(server_thread.url, APP_KEY) as core:
+        core.set_wakeup(wakeups)
+        core.users.login(LOGIN, listener)
+        assert wakeups.called.wait(10)
+        assert listener.events == []  # woken, not delivered: process_events() runs it
+        assert core.process_events() == 1
+        assert listener.statuses == [Status.INVALID_CREDENTIALS]
+        assert wakeups.threads == [IO_THREAD]
+
+
+def test_wakeup_set_while_listeners_wait_is_called_at_once(nowhere: str) -> None:
+    wakeups = Wakeups()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        core.users.login(UNDECIDABLE)  # decided here: queued at once, on this thread
+        core.set_wakeup(wakeups)
+        assert wakeups.threads == [threading.current_thread().name]
+        core.set_wakeup(None)
+        core.users.login(UNDECIDABLE)
+        assert len(wakeups.threads) == 1  # removed: not called again
+        assert core.process_events() == 2
+
+
+def test_a_wakeup_that_raises_is_logged_and_the_listener_still_runs(
+    nowhere: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("the host loop has ended")
+
+    listener = Listener()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        core.set_wakeup(broken)
+        core.users.login(UNDECIDABLE, listener)
+        assert core.process_events() == 1
+    assert listener.statuses == [Status.MISSING]
+    assert corelogin_warnings(caplog, lambda m: "wakeup function raised" in m)
+
+
+@pytest.mark.parametrize("deliver", ["thread", "asyncio"])
+async def test_set_wakeup_is_refused_outside_frame_mode(nowhere: str, deliver: str) -> None:
+    async with corelogin.init(nowhere, APP_KEY, deliver=deliver) as core:  # type: ignore[arg-type]
+        with pytest.raises(RuntimeError, match="set_wakeup\\(\\) is for frame mode"):
+            core.set_wakeup(lambda: None)
+
+
+def test_set_wakeup_refuses_what_is_not_callable(nowhere: str) -> None:
+    with corelogin.init(nowhere, APP_KEY) as core, pytest.raises(TypeError, match="callable"):
+        core.set_wakeup("process_events")  # type: ignore[arg-type]

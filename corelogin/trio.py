@@ -1,0 +1,93 @@
+"""trio: the SDK inside ``trio.run``, without blocking trio's loop.
+
+A `Core` made in trio (which has no asyncio loop) delivers in frame mode: its I/O runs on its
+own thread and listeners wait for trio's thread. Two things make that pleasant:
+
+- ``await request`` works under trio (`Request` hands the wait to `wait` below): it sleeps on
+  a trio event, woken by the I/O thread, and returns after the call's listener has run;
+- `run_listeners(core)`, started in a nursery, runs listeners as soon as they are queued
+  (woken through trio's token: no polling), so calls made with a listener and not awaited are
+  delivered too, on trio's thread.
+
+Nothing here is needed for asyncio or anyio on asyncio: there the Core uses the running loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import trio
+
+if TYPE_CHECKING:
+    from corelogin.client import Core
+    from corelogin.models import Event
+    from corelogin.request import Request
+
+__all__ = ["run_listeners", "wait"]
+
+T = TypeVar("T")
+
+
+class _Ready:
+    """A reusable, level-triggered wakeup: `set` from trio's thread, `wait` clears it."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+def _waker(token: trio.lowlevel.TrioToken, ready: _Ready) -> Any:
+    """A thread-safe function that sets ``ready`` on trio's thread (once the run has ended,
+    nobody waits any more, so it does nothing)."""
+
+    def wake(*_: object) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            token.run_sync_soon(ready.set, idempotent=True)
+
+    return wake
+
+
+async def wait(request: Request[T]) -> Event[T]:
+    """``await request`` under trio: the call's Event, once its listener has run."""
+    ready = _Ready()
+    wake = _waker(trio.lowlevel.current_trio_token(), ready)
+    request._add_waiter(wake)
+    try:
+        await ready.wait()
+    finally:
+        request._discard_waiter(wake)
+    runtime = request._core._runtime
+    if runtime.mode == "frame" and runtime.on_delivery_thread():
+        # Settled means its listener is queued already: run the queue up to it (this never
+        # waits on the network), as request.result() does.
+        runtime.queue.run_until(lambda: request._delivered, timeout=None)
+    assert request._event is not None
+    return request._event
+
+
+async def run_listeners(core: Core) -> NoReturn:
+    """Run ``core``'s listeners on trio's thread as they arrive, until cancelled.
+
+    Start it in a nursery next to your code (``nursery.start_soon(run_listeners, core)``);
+    the Core must have been made on this thread, in frame mode (the default inside trio).
+    """
+    if core.deliver != "frame":
+        raise RuntimeError(
+            f"run_listeners() is for frame mode; this Core delivers {core.deliver!r}"
+        )
+    core._require_delivery_thread("run_listeners()")
+    ready = _Ready()
+    core.set_wakeup(_waker(trio.lowlevel.current_trio_token(), ready))
+    try:
+        while True:
+            core.process_events()
+            await ready.wait()
+    finally:
+        core.set_wakeup(None)
