@@ -9,7 +9,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic
+
+from typing_extensions import TypeVar
 
 from corelogin.models import Event
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Listener", "Request"]
 
-T = TypeVar("T")
+T = TypeVar("T", default=Any)
 
 # What a call's listener may be: any callable taking its Event (``Listener[Login]``).
 Listener = Callable[[Event[T]], object]

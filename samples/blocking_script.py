@@ -25,23 +25,24 @@ def main(args: argparse.Namespace) -> int:
         print(f"core: {core!r}")
         username = _server.new_username()
 
-        evt = core.users.create({"username": username, "password": _server.PASSWORD}).result(10)
+        created = core.users.create({"username": username, "password": _server.PASSWORD})
+        evt = created.result(10)
         if evt.error:
             print(f"create failed: evt.status={evt.status} evt.error={evt.error!r}")
             return 1
         print(f"created: evt.result.username={evt.result.username}")
 
         request = core.users.login({"username": username, "password": _server.PASSWORD}, on_login)
-        evt = request.result(timeout=10)
-        print(f"logged in: evt.result.user_id={evt.result.user_id} ({evt.tt:.1f} ms)")
-        print(f"as a table: evt['result']['validated']={evt['result']['validated']}")
+        login = request.result(timeout=10)  # an Event[Login]; `evt` above is an Event[User]
+        print(f"logged in: evt.result.user_id={login.result.user_id} ({login.tt:.1f} ms)")
+        print(f"as a table: evt['result']['validated']={login['result']['validated']}")
 
-        evt = core.users.login({"username": username, "password": "nope"}).result(10)
-        print(f"wrong password: evt.status={evt.status} evt.error={evt.error!r}")
+        login = core.users.login({"username": username, "password": "nope"}).result(10)
+        print(f"wrong password: evt.status={login.status} evt.error={login.error!r}")
 
         # Bad parameters are answered at once, without a round trip.
-        evt = core.users.login({"username": username}).result(10)
-        print(f"no password: evt.status={evt.status} evt.error={evt.error!r}")
+        login = core.users.login({"username": username}).result(10)
+        print(f"no password: evt.status={login.status} evt.error={login.error!r}")
     return 0
 
 

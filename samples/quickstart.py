@@ -53,7 +53,9 @@ def confirmation_link(outbox: Path) -> str:
     newest = max(outbox.glob("*.eml"), key=lambda path: path.stat().st_mtime)
     mail = email.message_from_bytes(newest.read_bytes(), policy=email.policy.default)
     print(f"-- mail to {mail['To']}: {mail['Subject']!r} ({newest.name})")
-    match = re.search(r"\S+/confirm\?code=\S+", str(mail.get_body().get_content()))
+    body = mail.get_body()
+    assert body is not None, "the mail has no body"
+    match = re.search(r"\S+/confirm\?code=\S+", str(body.get_content()))
     assert match, "no confirmation link in the mail"
     return match.group(0)
 
