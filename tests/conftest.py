@@ -7,7 +7,7 @@ import contextlib
 import os
 import secrets
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,11 @@ import corelogin
 from corelogin.server import RunningServer, ServerConfig, ServerThread, start_server
 from tests.helpers import APP_KEY, LOGIN, server_config_for
 from tests.netfaults import FaultServer, free_port
+
+try:
+    import uvloop
+except ImportError:  # the asyncio tests then run on asyncio's loop only
+    uvloop = None
 
 if TYPE_CHECKING:  # imported by pytest_plugins below, so that pytest rewrites its asserts
     from tests.mailserver import MailServer
@@ -163,3 +168,15 @@ def pg_schema(dsn: str) -> Iterator[str]:
 def with_search_path(dsn: str, schema: str) -> str:
     separator = "&" if "?" in dsn else "?"
     return f"{dsn}{separator}search_path={schema}"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every asyncio test runs on asyncio's own loop, and again on uvloop's when installed."""
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if uvloop is not None:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
