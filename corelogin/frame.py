@@ -47,8 +47,9 @@ class ListenerQueue:
         serial = next(self._serials)
         self._last_queued = serial
         self._queue.put(fn)
-        if self.wakeup is not None:
-            self._wake(self.wakeup)
+        wakeup = self.wakeup  # read once: another thread may remove it meanwhile
+        if wakeup is not None:
+            self._wake(wakeup)
         if not self._watching and not self._warned:
             self._watching = True
             if not self._post(self._arm, serial):
