@@ -296,15 +296,17 @@ class Core(SessionState):
         """Runs where listeners run: the listener, then the call's signal, each isolated."""
         spawn = partial(self._spawn, event)
         fatal = self._runtime.fatal
-        if self._frame:
+        frame = self._frame
+        if frame:
             # The creating thread waits by running listeners: once this one has started, a
-            # wait() or result() nested in it must not wait for it.
+            # wait() or result() nested in it must not wait for it. (Marked once: nobody in
+            # frame mode waits for a listener to have finished.)
             self._mark_delivered(request)
         try:
             if listener is not None:
                 try:
                     outcome = listener(event)
-                    if inspect.isawaitable(outcome):
+                    if outcome is not None and inspect.isawaitable(outcome):
                         spawn(outcome)
                 except fatal:
                     raise  # Ctrl-C or sys.exit() on the app's own thread: the app's to handle
@@ -316,7 +318,8 @@ class Core(SessionState):
             if request._session_expired:
                 signals.send(signals.session_expired, self, event, spawn, fatal=fatal)
         finally:
-            self._mark_delivered(request)
+            if not frame:
+                self._mark_delivered(request)
 
     def _mark_delivered(self, request: Request[Any]) -> None:
         with self._cond:

@@ -173,10 +173,11 @@ def with_search_path(dsn: str, schema: str) -> str:
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Every asyncio test runs on asyncio's own loop, and again on uvloop's when installed."""
+    """Every asyncio test runs on asyncio's own loop, and again on uvloop's when installed;
+    but the store's own tests (tests/store/), which use no SDK, run once."""
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
         "asyncio": asyncio.new_event_loop
     }
-    if uvloop is not None:
+    if uvloop is not None and not item.nodeid.startswith("tests/store/"):
         factories["uvloop"] = uvloop.new_event_loop
     return factories
