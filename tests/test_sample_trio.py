@@ -37,23 +37,21 @@ def test_trio_sample_logs_in_without_blocking_the_loop() -> None:
     assert name.startswith("donna-")
 
 
-def test_trio_sample_reads_its_answers_from_the_keyboard(server_thread: ServerThread) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SAMPLES / "trio_login.py"),
-            "--server",
-            server_thread.url,
-            "--key",
-            APP_KEY,
-        ],
-        input="zed-typed\ncorrect horse battery staple\n",
+def typed_in(server: ServerThread, keyboard: str) -> subprocess.CompletedProcess[str]:
+    """Run the sample against ``server`` with ``keyboard`` as what the user types."""
+    return subprocess.run(
+        [sys.executable, str(SAMPLES / "trio_login.py"), "--server", server.url, "--key", APP_KEY],
+        input=keyboard,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_trio_sample_reads_its_answers_from_the_keyboard(server_thread: ServerThread) -> None:
+    done = typed_in(server_thread, "zed-typed\ncorrect horse battery staple\n")
     assert done.returncode == 0, done.stdout + done.stderr
     assert check_run(done.stdout) == "zed-typed"
     # The user lives on the server given on the command line.
@@ -66,22 +64,7 @@ def test_trio_sample_reads_its_answers_from_the_keyboard(server_thread: ServerTh
 
 
 def test_trio_sample_exits_1_when_sign_up_is_refused(server_thread: ServerThread) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SAMPLES / "trio_login.py"),
-            "--server",
-            server_thread.url,
-            "--key",
-            APP_KEY,
-        ],
-        input="zed\nshort\n",
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = typed_in(server_thread, "zed\nshort\n")
     assert done.returncode == 1
     assert "create: evt.status=" in done.stdout
     assert "Traceback" not in done.stderr
