@@ -742,3 +742,25 @@ async def test_a_schema_2_database_is_upgraded_to_3(path: Path) -> None:
     assert sqlite_rows(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
     assert len(MIGRATIONS) >= 3
     assert sqlite_rows(path, "SELECT count(*) FROM codes") == [(1,)]
+
+
+async def test_reads_never_see_a_code_replacement_half_done(store: Store) -> None:
+    """replace_code deletes and inserts in one transaction: a read made meanwhile (another
+    request's, on SQLite the same connection) sees the old code or the new, never neither."""
+    mail = {"from_email": "game@example.com", "subject": "Confirm"}
+    await store.create_user(
+        record("u1", "Donna", active=False, confirmation="pending"), code("c0", mail=mail)
+    )
+    seen: list[dict[str, Any] | None] = []
+
+    async def replace() -> None:
+        for n in range(1, 31):
+            await store.replace_code(code(f"c{n}", created=NOW + n, mail=mail))
+
+    async def read() -> None:
+        for _ in range(150):
+            seen.append(await store.confirmation_settings("u1"))
+
+    await asyncio.gather(replace(), read(), read())
+    assert len(seen) == 300
+    assert all(settings == mail for settings in seen)

@@ -8,6 +8,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 import aiosqlite
@@ -30,6 +31,9 @@ FIND_BY_EMAIL: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND em
 GET_USER: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND user_id = ?"  # noqa: S608
 GET_USER_BY_ID: Final = f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"  # noqa: S608
 
+# The store whose write transaction the running task is inside: its reads are part of it.
+_transaction_of: ContextVar[SQLiteBase | None] = ContextVar("corelogin_sqlite_tx", default=None)
+
 
 class SQLiteBase:
     """The connection of the SQLite store, its schema and its transactions; the store's
@@ -37,6 +41,8 @@ class SQLiteBase:
     serialises its use on a worker thread).
 
     Writes take ``_write`` so that no statement can slip into another coroutine's transaction.
+    Reads wait for it too while a transaction is open: on the one connection they would
+    otherwise see its writes half done (a code deleted and not yet replaced).
     """
 
     def __init__(self, path: str) -> None:
@@ -130,16 +136,24 @@ class SQLiteBase:
         async with self._write:
             conn = self.conn
             await conn.execute("BEGIN IMMEDIATE")
+            inside = _transaction_of.set(self)
             try:
                 yield conn
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
+            finally:
+                _transaction_of.reset(inside)
             await conn.execute("COMMIT")
 
     async def _fetchall(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         """The rows of a query, in one trip to aiosqlite's thread (a cursor, fetched and then
-        closed, would take three)."""
+        closed, would take three). Outside a transaction of this task's, it waits for any
+        open one to end; with none open it goes at once (aiosqlite queues it before a later
+        BEGIN)."""
+        if self._write.locked() and _transaction_of.get() is not self:
+            async with self._write:
+                return list(await self.conn.execute_fetchall(sql, args))
         return list(await self.conn.execute_fetchall(sql, args))
 
     async def _fetchone(self, sql: str, args: tuple[Any, ...]) -> Any:
