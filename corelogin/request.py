@@ -119,10 +119,21 @@ class Request(Generic[T]):
 
         self._add_waiter(wake)
         try:
-            return await future
+            await future
         except BaseException:  # the await was cancelled (or its loop is ending): forget it
             self._discard_waiter(wake)
             raise
+        return self._settled_event()
+
+    def _settled_event(self) -> Event[T]:
+        """The Event, once settled. On the thread that runs a frame-mode Core's listeners (an
+        await in a loop of the app's, trio, terminal IPython), the queue runs first up to this
+        call's listener, as ``result()`` does: an awaited Event's listener has always run."""
+        runtime = self._core._runtime
+        if runtime.mode == "frame" and runtime.on_delivery_thread():
+            runtime.queue.run_until(lambda: self._delivered, timeout=0)  # it is queued: no wait
+        assert self._event is not None
+        return self._event
 
     # -- used by the Core ------------------------------------------------------------------
 

@@ -63,13 +63,7 @@ async def wait(request: Request[T]) -> Event[T]:
         await ready.wait()
     finally:
         request._discard_waiter(wake)
-    runtime = request._core._runtime
-    if runtime.mode == "frame" and runtime.on_delivery_thread():
-        # Settled means its listener is queued already: run the queue up to it (this never
-        # waits on the network), as request.result() does.
-        runtime.queue.run_until(lambda: request._delivered, timeout=None)
-    assert request._event is not None
-    return request._event
+    return request._settled_event()
 
 
 async def run_listeners(core: Core) -> NoReturn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import threading
@@ -188,3 +189,25 @@ async def test_set_wakeup_is_refused_outside_frame_mode(nowhere: str, deliver: s
 def test_set_wakeup_refuses_what_is_not_callable(nowhere: str) -> None:
     with corelogin.init(nowhere, APP_KEY) as core, pytest.raises(TypeError, match="callable"):
         core.set_wakeup("process_events")  # type: ignore[arg-type]
+
+
+# -- await in frame mode, on the thread that runs listeners --------------------------------
+
+
+def test_await_in_an_apps_loop_returns_after_the_frame_mode_listener_ran(
+    server_thread: ServerThread,
+) -> None:
+    """A Core made outside any loop (terminal IPython's sync cells), awaited later in a loop on
+    the same thread (its top-level await): the listener has run when the await returns."""
+    listener = Listener()
+    with corelogin.init(server_thread.url, APP_KEY) as core:
+
+        async def main() -> tuple[corelogin.Event, corelogin.Event]:
+            failed = await core.users.login(LOGIN, listener)  # answered by the server
+            missing = await core.users.login(UNDECIDABLE, listener)  # decided at once
+            return failed, missing
+
+        failed, missing = asyncio.run(main())
+        assert listener.events == [failed, missing]
+        assert listener.threads == [threading.get_ident()] * 2
+        assert core.process_events() == 0  # nothing left queued
