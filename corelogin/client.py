@@ -385,9 +385,12 @@ class Core(SessionState):
         """Frame mode: have ``wakeup()`` called whenever a listener is queued, so that an event
         loop can call `process_events` at once instead of polling (None removes it).
 
-        It is called from the I/O thread (and from here, if listeners already wait), so it must
-        be thread-safe and quick: post a message to your loop and return (Qt: emit a signal;
-        trio: ``token.run_sync_soon``). `corelogin.qt` and `corelogin.trio` do this for you.
+        It is called from the thread that queues the listener: mostly the I/O thread, but the
+        calling thread for a call decided at once (a bad parameter, a closed Core) and here if
+        listeners already wait. So it must be thread-safe and quick: post a message to your
+        loop and return (Qt: emit a signal; trio: ``token.run_sync_soon``). `corelogin.qt` and
+        `corelogin.trio` do this for you. One wakeup at a time: RuntimeError if another is set.
+        A wakeup that raises is logged (a warning the first time) and the listener stays queued.
         """
         if not self._frame:
             raise RuntimeError(

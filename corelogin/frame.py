@@ -38,6 +38,7 @@ class ListenerQueue:
         self._warned = False
         # Called (from the thread that queues) after each put: a host loop's thread-safe wakeup.
         self.wakeup: Callable[[], object] | None = None
+        self._wakeup_failed = False
 
     def __len__(self) -> int:
         """Listeners queued and not yet run."""
@@ -56,18 +57,34 @@ class ListenerQueue:
                 self._watching = False
 
     def set_wakeup(self, wakeup: Callable[[], object] | None) -> None:
-        """Install ``wakeup``; called at once if listeners are already waiting."""
+        """Install ``wakeup`` (one at a time: two hosts pumping one queue is a mistake), or
+        remove it with None; a new one is called at once if listeners are waiting."""
+        if wakeup is not None and self.wakeup is not None and self.wakeup != wakeup:
+            raise RuntimeError(
+                "this Core has a wakeup already (corelogin.qt.attach or corelogin.trio."
+                "run_listeners?): remove it first with set_wakeup(None)"
+            )
         self.wakeup = wakeup
+        self._wakeup_failed = False
         if wakeup is not None and len(self):
             self._wake(wakeup)
 
-    @staticmethod
-    def _wake(wakeup: Callable[[], object]) -> None:
+    def clear_wakeup(self, wakeup: Callable[[], object]) -> None:
+        """Remove ``wakeup`` if it is still the one installed (a host detaching its own)."""
+        if self.wakeup == wakeup:  # equal, not identical: a bound method is made anew
+            self.wakeup = None
+
+    def _wake(self, wakeup: Callable[[], object]) -> None:
         try:
             wakeup()
         except Exception:  # the host's loop may have ended: the queue still holds the listener
-            log.warning(
-                "a corelogin wakeup function raised; the listener stays queued", exc_info=True
+            # Once per wakeup installed: a host that has ended would otherwise log every call.
+            level = logging.DEBUG if self._wakeup_failed else logging.WARNING
+            self._wakeup_failed = True
+            log.log(
+                level,
+                "a corelogin wakeup function raised; the listener stays queued",
+                exc_info=True,
             )
 
     def run_ready(self) -> int:

@@ -87,7 +87,7 @@ class _Link:
             with _pumps_lock:
                 if _pumps.get(core) is self:
                     del _pumps[core]
-                    core.set_wakeup(None)
+                    core._runtime.queue.clear_wakeup(self.wake)
         del wakeup  # deleted here, on this thread: no emit can be running, it held the lock
 
 

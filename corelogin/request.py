@@ -93,7 +93,7 @@ class Request(Generic[T]):
         return self._core._wait_request(self, timeout)
 
     def __await__(self) -> Generator[Any, None, Event[T]]:
-        if asyncio._get_running_loop() is None and _in_trio():
+        if _in_trio():  # first: a trio task in guest mode also sees its host's asyncio loop
             from corelogin.trio import wait  # only where trio is running
 
             return wait(self).__await__()
@@ -188,8 +188,9 @@ class Request(Generic[T]):
 
 
 def _in_trio() -> bool:
+    """Is this a trio task? (trio 0.26+; never imports trio.)"""
     trio = sys.modules.get("trio")
-    return trio is not None and bool(trio.lowlevel.in_trio_run())
+    return trio is not None and bool(trio.lowlevel.in_trio_task())
 
 
 def _resolve(future: asyncio.Future[Event[T]], event: Event[T]) -> None:

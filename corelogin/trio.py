@@ -78,10 +78,11 @@ async def run_listeners(core: Core) -> NoReturn:
         )
     core._require_delivery_thread("run_listeners()")
     ready = _Ready()
-    core.set_wakeup(_waker(trio.lowlevel.current_trio_token(), ready))
+    wakeup = _waker(trio.lowlevel.current_trio_token(), ready)
+    core.set_wakeup(wakeup)
     try:
         while True:
             core.process_events()
             await ready.wait()
     finally:
-        core.set_wakeup(None)
+        core._runtime.queue.clear_wakeup(wakeup)

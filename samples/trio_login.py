@@ -48,11 +48,12 @@ async def heartbeat(ticks: list[int]) -> None:
         ticks[0] += 1
 
 
-async def session(core: corelogin.Core, typed: Iterator[str]) -> bool:
+async def session(core: corelogin.Core, typed: Iterator[str], ticks: list[int]) -> bool:
     print(f"deliver={core.deliver!r} (trio has no asyncio loop)")
     username = await ask("username: ", typed)
     password = await ask("password: ", typed)
     params = {"username": username, "password": password}
+    ticks[0] = 0  # count from the first call on: only while the calls are out
 
     created = await core.users.create(params)
     if created.error:
@@ -73,7 +74,10 @@ async def session(core: corelogin.Core, typed: Iterator[str]) -> bool:
 
     def on_login(evt: corelogin.Event[corelogin.Login]) -> None:
         where = threading.current_thread().name
-        print(f"listener: evt.result.user_id={evt.result.user_id} (on {where})")
+        if evt.error:
+            print(f"listener: evt.status={evt.status} evt.error={evt.error!r} (on {where})")
+        else:
+            print(f"listener: evt.result.user_id={evt.result.user_id} (on {where})")
         heard.set()
 
     core.users.login(params, on_login)  # not awaited: run_listeners delivers it
@@ -88,7 +92,7 @@ async def main(url: str, key: str, typed: Iterator[str]) -> bool:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(corelogin.trio.run_listeners, core)
             nursery.start_soon(heartbeat, ticks)
-            ok = await session(core, typed)
+            ok = await session(core, typed, ticks)
             nursery.cancel_scope.cancel()
     print(f"heartbeat: {ticks[0]} ticks while the calls were in flight")
     return ok

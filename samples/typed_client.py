@@ -45,9 +45,13 @@ def blocking(url: str, key: str, username: str) -> str:
     profile = Profile()
     with corelogin.init(url, key) as core:
         created: Event[User] = core.users.create(params, profile.on_created).result(10)
+        if created.error:  # the type says User; on an error, result is None: check first
+            raise SystemExit(f"create: evt.status={created.status} evt.error={created.error!r}")
         print(f"blocking: created {created.result.username} ({created.result.created})")
         request: Request[Login] = core.users.login(params, on_login)
         login = request.result(10)
+        if login.error:
+            raise SystemExit(f"login: evt.status={login.status} evt.error={login.error!r}")
         user_id: str = login.result.user_id
         valid: Event[bool] = core.users.is_valid_login().result(10)
         print(f"blocking: profile.name={profile.name} is_valid_login={valid.result}")
@@ -63,6 +67,9 @@ async def awaiting(url: str, key: str, username: str) -> None:
             return
         print(f"awaited: evt.result.username={login.result.username}")
         user = await core.users.get({"user_id": login.result.user_id})
+        if user.error:
+            print(f"awaited: get: evt.status={user.status}")
+            return
         extra: dict[str, object] | None = user.result.extra
         print(f"awaited: get gives a User created at {user.result.created}, extra={extra}")
 

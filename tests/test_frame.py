@@ -174,9 +174,25 @@ def test_a_wakeup_that_raises_is_logged_and_the_listener_still_runs(
     with corelogin.init(nowhere, APP_KEY) as core:
         core.set_wakeup(broken)
         core.users.login(UNDECIDABLE, listener)
+        core.users.login(UNDECIDABLE, listener)
+        assert core.process_events() == 2
+    assert listener.statuses == [Status.MISSING] * 2
+    assert len(corelogin_warnings(caplog, lambda m: "wakeup function raised" in m)) == 1  # once
+
+
+def test_a_second_wakeup_is_refused_until_the_first_is_removed(nowhere: str) -> None:
+    first, second = Wakeups(), Wakeups()
+    with corelogin.init(nowhere, APP_KEY) as core:
+        core.set_wakeup(first)
+        core.set_wakeup(first)  # the same one again is fine
+        with pytest.raises(RuntimeError, match="has a wakeup already"):
+            core.set_wakeup(second)
+        core.users.login(UNDECIDABLE)
+        assert len(first.threads) == 1  # still the first's
+        core.set_wakeup(None)
+        core.set_wakeup(second)  # called at once: a listener waits
+        assert len(second.threads) == 1
         assert core.process_events() == 1
-    assert listener.statuses == [Status.MISSING]
-    assert corelogin_warnings(caplog, lambda m: "wakeup function raised" in m)
 
 
 @pytest.mark.parametrize("deliver", ["thread", "asyncio"])

@@ -211,3 +211,25 @@ def test_await_under_trio_with_thread_delivery_returns_after_the_listener(
 
     assert run(main).result.username == "Tina"
     assert listener.threads != [threading.main_thread().ident]  # the corelogin-io thread
+
+
+def test_a_second_run_listeners_is_refused_and_the_first_keeps_running(
+    server_thread: ServerThread,
+) -> None:
+    listener = Listener()
+
+    async def main() -> None:
+        with corelogin.init(server_thread.url, APP_KEY) as core:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(corelogin.trio.run_listeners, core)
+                await trio.sleep(0.01)
+                with pytest.raises(RuntimeError, match="has a wakeup already"):
+                    await corelogin.trio.run_listeners(core)
+                core.users.create(LOGIN, listener)  # still delivered by the first
+                with trio.fail_after(10):
+                    while not listener.events:
+                        await trio.sleep(0.001)
+                nursery.cancel_scope.cancel()
+
+    run(main)
+    assert listener.statuses == [None]

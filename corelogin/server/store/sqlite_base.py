@@ -31,8 +31,9 @@ FIND_BY_EMAIL: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND em
 GET_USER: Final = f"SELECT {USER_COLUMNS} FROM users WHERE scope = ? AND user_id = ?"  # noqa: S608
 GET_USER_BY_ID: Final = f"SELECT {USER_COLUMNS} FROM users WHERE user_id = ?"  # noqa: S608
 
-# The store whose write transaction the running task is inside: its reads are part of it.
-_transaction_of: ContextVar[SQLiteBase | None] = ContextVar("corelogin_sqlite_tx", default=None)
+# The write transaction the running task is inside (its reads are part of it). A task started
+# inside one inherits the mark, which no longer matches once that transaction has ended.
+_inside: ContextVar[object | None] = ContextVar("corelogin_sqlite_transaction", default=None)
 
 
 class SQLiteBase:
@@ -49,6 +50,10 @@ class SQLiteBase:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._write = asyncio.Lock()
+        # The transaction open on the connection (its mark), and an event set when none is.
+        self._open: object | None = None
+        self._closed = asyncio.Event()
+        self._closed.set()
         # Rate limits' counts: one process serves a SQLite database, so memory is enough.
         self._hits = LocalHits()
 
@@ -135,25 +140,29 @@ class SQLiteBase:
         """A write transaction: committed if the block ends normally, else rolled back."""
         async with self._write:
             conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
-            inside = _transaction_of.set(self)
+            self._open = mark = object()  # before BEGIN: reads queued from now on wait
+            self._closed.clear()
+            inside = _inside.set(mark)
             try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
             finally:
-                _transaction_of.reset(inside)
-            await conn.execute("COMMIT")
+                _inside.reset(inside)
+                self._open = None
+                self._closed.set()
 
     async def _fetchall(self, sql: str, args: tuple[Any, ...]) -> list[Any]:
         """The rows of a query, in one trip to aiosqlite's thread (a cursor, fetched and then
-        closed, would take three). Outside a transaction of this task's, it waits for any
-        open one to end; with none open it goes at once (aiosqlite queues it before a later
-        BEGIN)."""
-        if self._write.locked() and _transaction_of.get() is not self:
-            async with self._write:
-                return list(await self.conn.execute_fetchall(sql, args))
+        closed, would take three). Outside the open transaction, it first waits for that to
+        end (one-statement writes need no wait: each is whole); with none open it goes at
+        once, queued by aiosqlite before any later BEGIN."""
+        while self._open is not None and _inside.get() is not self._open:
+            await self._closed.wait()
         return list(await self.conn.execute_fetchall(sql, args))
 
     async def _fetchone(self, sql: str, args: tuple[Any, ...]) -> Any:
