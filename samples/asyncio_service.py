@@ -2,8 +2,9 @@
 
 Made inside a running loop, `corelogin.init` picks ``deliver="asyncio"``: requests run on that
 loop, listeners run on it too (and may be ``async def``), and every request can be awaited.
+``--uvloop`` runs the very same code on uvloop's loop (``pip install corelogin[uvloop]``).
 
-    python samples/asyncio_service.py [--server URL --key KEY]
+    python samples/asyncio_service.py [--uvloop] [--server URL --key KEY]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import corelogin
 
 async def main(args: argparse.Namespace) -> int:
     async with _server.aserver(args) as (url, key), corelogin.init(url, key) as core:
-        print(f"core: {core!r}")
+        print(f"core: {core!r} on {type(asyncio.get_running_loop()).__module__}")
         username = _server.new_username()
 
         # `await request` gives the Event; no listener needed.
@@ -51,4 +52,11 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main(_server.parse_args(argparse.ArgumentParser()))))
+    parser = argparse.ArgumentParser(description="corelogin in an asyncio service.")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop's loop")
+    args = _server.parse_args(parser)
+    if args.uvloop:
+        import uvloop
+
+        raise SystemExit(uvloop.run(main(args)))
+    raise SystemExit(asyncio.run(main(args)))

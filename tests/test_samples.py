@@ -63,9 +63,12 @@ def user_ids(out: str, prefix: str = "evt.result.user_id=") -> list[str]:
     return found
 
 
-def test_asyncio_service_awaits_and_runs_async_listeners() -> None:
-    out = succeeded(run_sample("asyncio_service.py"))
-    assert "deliver='asyncio'" in out
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_asyncio_service_awaits_and_runs_async_listeners(loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed (corelogin[uvloop])")
+    out = succeeded(run_sample("asyncio_service.py", *(["--uvloop"] if loop == "uvloop" else [])))
+    assert f"deliver='asyncio'> on {loop}" in out
     # The same user id from the async listener and from `await request`.
     listened = user_ids(out, "listener: logged in, evt.result.user_id=")
     awaited = user_ids(out, "awaited: evt.error=None evt.result.user_id=")
