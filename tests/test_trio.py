@@ -24,6 +24,13 @@ def run(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
     return trio.run(fn, *args)
 
 
+async def heard(listener: Listener, count: int = 1) -> None:
+    """Sleep on trio until ``listener`` has ``count`` events (nobody calls process_events())."""
+    with trio.fail_after(10):
+        while len(listener.events) < count:
+            await trio.sleep(0.001)
+
+
 class Ticks:
     """A task that counts how often trio's loop got round to it."""
 
@@ -90,9 +97,7 @@ def test_run_listeners_delivers_calls_nobody_awaits_on_trios_thread(
                 nursery.start_soon(corelogin.trio.run_listeners, core)
                 core.users.create(LOGIN, listener)
                 core.users.login(UNDECIDABLE, listener)
-                with trio.fail_after(10):
-                    while len(listener.events) < 2:
-                        await trio.sleep(0.001)  # nobody calls process_events() here
+                await heard(listener, 2)
                 nursery.cancel_scope.cancel()
 
     run(main)
@@ -122,9 +127,7 @@ def test_run_listeners_sleeps_until_woken_instead_of_polling(
                 await trio.sleep(0.3)
                 idle = len(passes)
                 core.users.create(LOGIN, listener)
-                with trio.fail_after(10):
-                    while not listener.events:
-                        await trio.sleep(0.001)
+                await heard(listener)
                 await trio.sleep(0.05)
                 nursery.cancel_scope.cancel()
             assert idle == 1  # the first pass at start, then asleep for 0.3 s
@@ -144,9 +147,7 @@ def test_a_cancelled_await_loses_nothing(server_thread: ServerThread) -> None:
                 request = core.users.create(LOGIN, listener)
                 with trio.move_on_after(0):
                     await request  # given up at once; the call goes on
-                with trio.fail_after(10):
-                    while not listener.events:
-                        await trio.sleep(0.001)
+                await heard(listener)
                 assert (await request) is listener.events[0]  # the same Event, once
                 nursery.cancel_scope.cancel()
 
@@ -226,9 +227,7 @@ def test_a_second_run_listeners_is_refused_and_the_first_keeps_running(
                 with pytest.raises(RuntimeError, match="has a wakeup already"):
                     await corelogin.trio.run_listeners(core)
                 core.users.create(LOGIN, listener)  # still delivered by the first
-                with trio.fail_after(10):
-                    while not listener.events:
-                        await trio.sleep(0.001)
+                await heard(listener)
                 nursery.cancel_scope.cancel()
 
     run(main)
