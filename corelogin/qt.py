@@ -29,7 +29,10 @@ import logging
 import threading
 import weakref
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+try:
+    from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+except ModuleNotFoundError as exc:  # say which extra, not just which module
+    raise ModuleNotFoundError("corelogin.qt needs PySide6: pip install 'corelogin[qt]'") from exc
 
 from corelogin.client import Core
 

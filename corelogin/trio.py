@@ -17,7 +17,10 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import trio
+try:
+    import trio
+except ModuleNotFoundError as exc:  # say which extra, not just which module
+    raise ModuleNotFoundError("corelogin.trio needs trio: pip install 'corelogin[trio]'") from exc
 
 if TYPE_CHECKING:
     from corelogin.client import Core

@@ -8,11 +8,13 @@ own event loop (with a single-shot guard timer that only gives up); nothing call
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -416,3 +418,21 @@ def test_import_corelogin_does_not_import_qt() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.split() == ["False", "False"]
+
+
+def test_without_pyside6_the_import_names_the_extra(tmp_path: Path) -> None:
+    """A machine without PySide6: importing corelogin.qt says what to install."""
+    (tmp_path / "PySide6").mkdir()
+    (tmp_path / "PySide6" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'PySide6'\")\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "import corelogin.qt"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "corelogin.qt needs PySide6: pip install 'corelogin[qt]'" in done.stderr

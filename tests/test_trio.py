@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -232,3 +236,18 @@ def test_a_second_run_listeners_is_refused_and_the_first_keeps_running(
 
     run(main)
     assert listener.statuses == [None]
+
+
+def test_without_trio_the_import_names_the_extra(tmp_path: Path) -> None:
+    """A machine without trio: importing corelogin.trio says what to install."""
+    (tmp_path / "trio.py").write_text("raise ModuleNotFoundError(\"No module named 'trio'\")\n")
+    done = subprocess.run(
+        [sys.executable, "-c", "import corelogin.trio"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "corelogin.trio needs trio: pip install 'corelogin[trio]'" in done.stderr
